@@ -1,0 +1,1 @@
+"""bengali_xai: reproduction of the Bengali handwritten digit study (CNN + Grad-CAM)."""

@@ -1,0 +1,1 @@
+"""deepfake_xai: reproduction of the real/fake face detection study (SimpleNet, Xception, XAI)."""
