@@ -1,0 +1,6 @@
+"""The one exception type the command line turns into a readable one-line error."""
+from __future__ import annotations
+
+
+class BengaliXAIError(ValueError):
+    """An expected user-facing error (bad input file, bad option); the message says what to fix."""

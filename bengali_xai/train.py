@@ -1,0 +1,91 @@
+"""Train the paper's CNN on a DigitData and write model, history, metrics and the loss figure."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cams.files import atomic_path, write_json
+from cams.training import set_mixed_precision, set_seed
+from cams.viz import plot_history
+
+from .data import DigitData
+from .errors import BengaliXAIError
+from .model import build_cnn
+from .pipeline import make_dataset, split_data
+
+DEFAULT_EPOCHS = 25
+DEFAULT_BATCH_SIZE = 250
+
+
+def train_cnn(
+    data: DigitData,
+    out: str | os.PathLike,
+    epochs: int = DEFAULT_EPOCHS,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    seed: int = 0,
+    mixed_precision: bool = False,
+    verbose: int = 2,
+) -> dict[str, Any]:
+    """Split 60/20/20, train, evaluate on the test set and write to `out`:
+
+    model.keras, history.json, metrics.json (test_accuracy, test_loss, ...), loss.png and
+    accuracy.png. Returns the metrics dict with the written paths under "files".
+    """
+    if epochs < 1:
+        raise BengaliXAIError(f"--epochs must be at least 1, got {epochs}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    set_seed(seed)
+    split = split_data(data, val=0.2, test=0.2, seed=seed)
+    policy = set_mixed_precision(mixed_precision)
+    try:
+        model = build_cnn()
+        train_ds = make_dataset(data.x[split.train], data.y[split.train], batch_size, shuffle=True, seed=seed)
+        val_ds = make_dataset(data.x[split.val], data.y[split.val], batch_size)
+        test_ds = make_dataset(data.x[split.test], data.y[split.test], batch_size)
+        print(f"training on {len(split.train)} images, validating on {len(split.val)}, testing on "
+              f"{len(split.test)} ({data.name}; {epochs} epochs, batch {batch_size}, policy {policy})", flush=True)
+        t0 = time.time()
+        hist = model.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=verbose, shuffle=False)
+        train_s = time.time() - t0
+        test_loss, test_acc = model.evaluate(test_ds, verbose=0)
+        model_path = out / "model.keras"
+        with atomic_path(model_path, suffix=".keras") as tmp:
+            model.save(tmp)
+    finally:
+        set_mixed_precision(False)
+    history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+    files = {
+        "model": model_path,
+        "history": write_json(out / "history.json", history),
+        "loss_figure": plot_history({k: v for k, v in history.items() if "loss" in k}, out / "loss.png",
+                                    title=f"CNN loss ({data.name})"),
+        "accuracy_figure": plot_history({k: v for k, v in history.items() if "acc" in k}, out / "accuracy.png",
+                                        title=f"CNN accuracy ({data.name})"),
+    }
+    metrics: dict[str, Any] = {
+        "data": data.name,
+        "test_accuracy": float(test_acc),
+        "test_loss": float(test_loss),
+        "train_accuracy": history["accuracy"][-1],
+        "train_loss": history["loss"][-1],
+        "val_accuracy": history["val_accuracy"][-1],
+        "val_loss": history["val_loss"][-1],
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "seed": seed,
+        "dtype_policy": policy,
+        "n_train": int(len(split.train)),
+        "n_val": int(len(split.val)),
+        "n_test": int(len(split.test)),
+        "train_seconds": round(train_s, 1),
+        "test_set": "held-out fonts" if data.heldout is not None else "stratified 20%",
+        "data_info": data.info,
+    }
+    files["metrics"] = write_json(out / "metrics.json", metrics)
+    print(f"test accuracy {test_acc:.4f}, test loss {test_loss:.4f}", flush=True)
+    return dict(metrics, files={k: str(v) for k, v in files.items()}, model=model)
