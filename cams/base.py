@@ -1,0 +1,89 @@
+"""Shared machinery of every explainer: model checks, batching, normalisation and resizing.
+
+An explainer is called as `maps = explainer(images, targets=None)` and returns float32 maps
+(N, H, W) in [0, 1] at the input resolution. Subclasses implement `_explain_batch(x, targets)`
+returning raw maps (B, h, w) as a tf.Tensor; resizing and min-max normalisation happen here.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from . import model_graph
+from .inputs import Targets, check_images, check_targets
+
+
+def normalize_maps(maps: tf.Tensor) -> tf.Tensor:
+    """Per-map min-max normalisation to [0, 1]; a constant map becomes all zeros (never NaN)."""
+    maps = tf.cast(maps, tf.float32)
+    lo = tf.reduce_min(maps, axis=[1, 2], keepdims=True)
+    hi = tf.reduce_max(maps, axis=[1, 2], keepdims=True)
+    span = hi - lo
+    return tf.where(span > 0, (maps - lo) / tf.where(span > 0, span, 1.0), tf.zeros_like(maps))
+
+
+def resize_maps(maps: tf.Tensor, size) -> tf.Tensor:
+    """Bilinear resize of (N, h, w) maps to (N, H, W)."""
+    maps = tf.cast(maps, tf.float32)
+    if tuple(maps.shape[1:3]) == tuple(size):
+        return maps
+    return tf.image.resize(maps[..., None], size, method="bilinear")[..., 0]
+
+
+def resolve_targets(logits: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
+    """Replace -1 entries of `targets` by the argmax of `logits` (top-1 prediction)."""
+    top1 = tf.argmax(logits, axis=-1, output_type=tf.int32)
+    return tf.where(targets < 0, top1, targets)
+
+
+def target_scores(logits: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
+    """S_i = logits[i, targets[i]] in float32."""
+    return tf.gather(tf.cast(logits, tf.float32), targets, axis=1, batch_dims=1)
+
+
+class Explainer:
+    """Base class: holds the model and runs batches; subclasses define `_explain_batch`."""
+
+    #: images per call of `_explain_batch`; gradient CAMs keep the whole batch on one tape
+    batch_size: int = 32
+
+    def __init__(self, model: keras.Model):
+        if not isinstance(model, keras.Model):
+            raise ValueError(f"model must be a keras.Model, got {type(model).__name__}")
+        self.model = model
+        self.input_shape = model_graph.input_shape(model)
+        self.n_classes = model_graph.num_classes(model)
+
+    def __call__(self, images, targets: Targets = None) -> np.ndarray:
+        x = check_images(images, self.input_shape)
+        t = check_targets(targets, len(x), self.n_classes)
+        out = []
+        for start in range(0, len(x), self.batch_size):
+            xb = tf.constant(x[start : start + self.batch_size])
+            tb = tf.constant(t[start : start + self.batch_size])
+            raw = self._explain_batch(xb, tb)
+            out.append(normalize_maps(resize_maps(raw, x.shape[1:3])).numpy())
+        return np.concatenate(out, axis=0).astype(np.float32)
+
+    def _explain_batch(self, x: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def _signature(self, *extra: tf.TensorSpec):
+        """Input signature (images, targets, *extra) for a tf.function that never retraces."""
+        _, h, w, c = self.input_shape
+        return [tf.TensorSpec((None, h, w, c), tf.float32), tf.TensorSpec((None,), tf.int32), *extra]
+
+
+class LayerExplainer(Explainer):
+    """An explainer that reads the activations A of one feature layer."""
+
+    def __init__(self, model: keras.Model, layer=None):
+        super().__init__(model)
+        self.layer = model_graph.resolve_layer(model, layer)
+
+    def forward(self, x: tf.Tensor, on_feature=None):
+        """(A, logits) in float32-castable tensors; see `cams.model_graph.forward`."""
+        return model_graph.forward(self.model, x, self.layer, on_feature=on_feature)

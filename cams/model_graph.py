@@ -1,0 +1,250 @@
+"""Find a layer anywhere in a Keras model and run the model so that it returns (A, logits).
+
+The user's model is replayed node by node (Keras' own functional graph walk), with three
+interceptions and no mutation of the model:
+  * the chosen layer's output A is recorded (and handed to `on_feature`, e.g. `tape.watch`);
+  * a nested model that contains the chosen layer is replayed recursively, so layers inside an
+    Xception base of a transfer model can be explained;
+  * a final softmax (a Softmax/Activation layer, or a layer built with activation="softmax")
+    is skipped, so scores are pre-softmax logits.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence
+
+import keras
+import tensorflow as tf
+
+
+def _is_container(layer) -> bool:
+    return isinstance(layer, keras.Model)
+
+
+def _output_rank(layer) -> Optional[int]:
+    try:
+        out = layer.output
+    except (AttributeError, ValueError, RuntimeError):
+        return None
+    if isinstance(out, (list, tuple)):
+        return None
+    shape = getattr(out, "shape", None)
+    return None if shape is None else len(shape)
+
+
+def iter_layers(model, prefix: str = ""):
+    """Yield (qualified_name, layer, path) for every layer, descending into nested models.
+
+    `path` is the list of containers from `model` down to the layer's parent.
+    """
+    for layer in model.layers:
+        name = f"{prefix}{layer.name}"
+        yield name, layer, [model]
+        if _is_container(layer):
+            for sub_name, sub, sub_path in iter_layers(layer, prefix=f"{name}/"):
+                yield sub_name, sub, [model] + sub_path
+
+
+def conv_layer_names(model) -> list[str]:
+    """Qualified names of all layers with a 4-D output (candidates for a CAM)."""
+    return [
+        name
+        for name, layer, _ in iter_layers(model)
+        if not isinstance(layer, keras.layers.InputLayer) and _output_rank(layer) == 4
+    ]
+
+
+def _last_4d_layer(model):
+    for layer in reversed(model.layers):
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        if _is_container(layer):
+            found = _last_4d_layer(layer)
+            if found is not None:
+                return found
+        if _output_rank(layer) == 4:
+            return layer
+    return None
+
+
+def resolve_layer(model, layer=None):
+    """Return the Layer object named by `layer`.
+
+    `layer` may be a name (plain, or qualified as "outer/inner"), a Layer object, or None for the
+    last layer with a 4-D output, searched recursively inside nested models.
+    """
+    if layer is None:
+        found = _last_4d_layer(model)
+        if found is None:
+            raise ValueError(
+                f"model {model.name!r} has no layer with a 4-D (N, H, W, C) output; "
+                "CAMs need a convolutional feature layer"
+            )
+        return found
+    if isinstance(layer, keras.layers.Layer):
+        for _, candidate, _ in iter_layers(model):
+            if candidate is layer:
+                return layer
+        raise ValueError(f"layer {layer.name!r} is not part of model {model.name!r}")
+    if not isinstance(layer, str):
+        raise ValueError(f"layer must be a name, a keras Layer or None, got {type(layer).__name__}")
+    matches = [lyr for name, lyr, _ in iter_layers(model) if name == layer or lyr.name == layer]
+    if not matches:
+        candidates = conv_layer_names(model)
+        raise ValueError(
+            f"no layer named {layer!r} in model {model.name!r}; layers with a 4-D output: "
+            + (", ".join(candidates) if candidates else "(none)")
+        )
+    return matches[0]
+
+
+def _contains(container, target) -> bool:
+    return any(lyr is target for _, lyr, _ in iter_layers(container))
+
+
+def _is_softmax_fn(fn) -> bool:
+    return fn is keras.activations.softmax or getattr(fn, "__name__", "") == "softmax"
+
+
+class _LinearView:
+    """Attribute view of a layer whose `activation` reads as linear (no copy, no mutation)."""
+
+    def __init__(self, layer):
+        object.__setattr__(self, "_layer", layer)
+
+    def __getattr__(self, name):
+        if name == "activation":
+            return keras.activations.linear
+        return getattr(self._layer, name)
+
+
+def _without_softmax(op) -> Optional[Callable]:
+    """A callable computing `op` minus its final softmax, or None if `op` ends in no softmax."""
+    if isinstance(op, keras.layers.Softmax) or type(op).__name__ == "Softmax":
+        return lambda x, *a, **k: x
+    if isinstance(op, keras.layers.Activation) and _is_softmax_fn(op.activation):
+        return lambda x, *a, **k: x
+    if _is_softmax_fn(getattr(op, "activation", None)):
+        view = _LinearView(op)
+
+        def linear_call(x, *args, **kwargs):
+            # the layer's own call() with self.activation = linear; variables are the layer's own
+            return type(op).call(view, tf.cast(x, op.compute_dtype))
+
+        return linear_call
+    return None
+
+
+@dataclass
+class _Tap:
+    layer: Optional[keras.layers.Layer]
+    on_feature: Optional[Callable]
+    value: Optional[tf.Tensor] = None
+
+
+def _inject_training(op):
+    def call(*args, **kwargs):
+        if "training" in getattr(op, "_call_context_args", ()):
+            kwargs.setdefault("training", False)
+        return op(*args, **kwargs)
+
+    return call
+
+
+def _replay(model, inputs, tap: _Tap, strip_softmax: bool):
+    """Run `model` on `inputs` with the interceptions described in the module docstring."""
+    graph = model._functional if isinstance(model, keras.Sequential) else model
+    if isinstance(model, keras.Sequential) and graph is None:
+        # Sequential without a known input shape: walk its layers in order.
+        x = inputs
+        for i, layer in enumerate(model.layers):
+            last = i == len(model.layers) - 1
+            x = _wrap(layer, tap, strip_softmax and last, model)(x)
+        return x
+    if not hasattr(graph, "_run_through_graph"):
+        raise ValueError(
+            f"model {model.name!r} is a subclassed model; CAMs need a Sequential or functional "
+            "model so its layers can be reached (wrap the layers in keras.Model(inputs, outputs))"
+        )
+    if len(graph.outputs) != 1:
+        raise ValueError(f"model {model.name!r} has {len(graph.outputs)} outputs; CAMs need one")
+    out_op = graph.outputs[0]._keras_history.operation
+
+    def operation_fn(op):
+        return _wrap(op, tap, strip_softmax and op is out_op, model)
+
+    outputs = graph._run_through_graph(inputs, operation_fn=operation_fn)
+    return outputs[0] if isinstance(outputs, (list, tuple)) else outputs
+
+
+def _wrap(op, tap: _Tap, strip_softmax: bool, parent):
+    if _is_container(op) and (strip_softmax or (tap.layer is not None and _contains(op, tap.layer))):
+        return lambda x, *a, **k: _replay(op, x, tap, strip_softmax)
+    stripped = _without_softmax(op) if strip_softmax else None
+    fn = stripped if stripped is not None else _inject_training(op)
+    if tap.layer is not None and op is tap.layer:
+        def record(*args, **kwargs):
+            out = fn(*args, **kwargs)
+            if tap.on_feature is not None:
+                tap.on_feature(out)
+            tap.value = out
+            return out
+
+        return record
+    return fn
+
+
+def forward(model, x, layer=None, on_feature: Optional[Callable] = None):
+    """Run `model` on `x` and return (A, logits): the activation of `layer` and pre-softmax scores.
+
+    With `layer=None` only the logits are computed and A is None. `on_feature(A)` is called the
+    moment A exists (for `tape.watch`, so the backward pass only crosses the head).
+    """
+    tap = _Tap(layer=layer, on_feature=on_feature)
+    logits = _replay(model, x, tap, strip_softmax=True)
+    if layer is not None and tap.value is None:
+        raise ValueError(f"layer {layer.name!r} was not reached while running model {model.name!r}")
+    return tap.value, logits
+
+
+def input_shape(model) -> Sequence[Optional[int]]:
+    """The model's (None, H, W, C) input shape; H and W may be None."""
+    shape = getattr(model, "input_shape", None)
+    if isinstance(shape, list):
+        if len(shape) != 1:
+            raise ValueError(f"model {model.name!r} has {len(shape)} inputs; CAMs need one image input")
+        shape = shape[0]
+    if shape is None or len(shape) != 4:
+        raise ValueError(
+            f"model {model.name!r} takes input of shape {shape}; CAMs need images (N, H, W, C)"
+        )
+    return tuple(shape)
+
+
+def num_classes(model) -> int:
+    """Number of output classes (last dimension of the model's output)."""
+    shape = model.output_shape
+    if isinstance(shape, list):
+        raise ValueError(f"model {model.name!r} has several outputs; CAMs need one")
+    return int(shape[-1])
+
+
+_LOGITS_FNS: "weakref.WeakKeyDictionary" = None  # type: ignore[assignment]
+
+
+def logits_function(model):
+    """A compiled x -> float32 logits function for `model`, cached per model (never retraces)."""
+    global _LOGITS_FNS
+    import weakref
+
+    if _LOGITS_FNS is None:
+        _LOGITS_FNS = weakref.WeakKeyDictionary()
+    fn = _LOGITS_FNS.get(model)
+    if fn is None:
+        _, h, w, c = input_shape(model)
+        fn = tf.function(
+            lambda x: tf.cast(forward(model, x)[1], tf.float32),
+            input_signature=[tf.TensorSpec((None, h, w, c), tf.float32)],
+        )
+        _LOGITS_FNS[model] = fn
+    return fn

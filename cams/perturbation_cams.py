@@ -1,0 +1,156 @@
+"""Perturbation CAMs: Score-CAM and RISE. Both stream fixed-size chunks of perturbed images,
+so at most `batch_size` perturbed images exist in memory at once."""
+from __future__ import annotations
+
+from typing import Optional
+
+import cv2
+import keras
+import numpy as np
+import tensorflow as tf
+
+from .base import Explainer, LayerExplainer, resolve_targets
+from .inputs import Targets, check_images, check_targets
+from . import model_graph
+
+
+def _check_batch_size(batch_size: int) -> int:
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    return int(batch_size)
+
+
+class ScoreCAM(LayerExplainer):
+    """Score-CAM (Wang et al., CVPR-W 2020).
+
+    Each channel A^k is bilinearly upsampled to the input size and min-max normalised to H^k;
+    w_k = softmax(f(x * H^k))[target]; L = ReLU(sum_k w_k A^k).
+    `max_channels` keeps only the channels of largest spatial variance (Faster Score-CAM).
+    Cost: K + 1 forward passes per image, in chunks of `batch_size` masked images.
+    """
+
+    def __init__(self, model: keras.Model, layer=None, batch_size: int = 32, max_channels: Optional[int] = None):
+        super().__init__(model, layer)
+        self.batch_size = 1  # one image at a time; its K masked copies are chunked by chunk_size
+        self.chunk_size = _check_batch_size(batch_size)
+        if max_channels is not None and int(max_channels) < 1:
+            raise ValueError(f"max_channels must be >= 1 or None, got {max_channels}")
+        self.max_channels = None if max_channels is None else int(max_channels)
+        _, h, w, c = self.input_shape
+        self._features_fn = tf.function(self._features, input_signature=self._signature())
+        self._scores_fn = tf.function(
+            self._chunk_scores,
+            input_signature=[
+                tf.TensorSpec((None, None, c), tf.float32),  # one image (H, W, C)
+                tf.TensorSpec((None, None, None), tf.float32),  # activation chunk (h, w, k)
+                tf.TensorSpec((), tf.int32),  # target
+            ],
+        )
+
+    def _features(self, x, targets):
+        A, logits = self.forward(x)
+        return tf.cast(A, tf.float32), resolve_targets(logits, targets)
+
+    def _chunk_scores(self, image, acts, target):
+        size = tf.shape(image)[:2]
+        up = tf.image.resize(acts[None], size, method="bilinear")[0]  # (H, W, k)
+        lo = tf.reduce_min(up, axis=[0, 1], keepdims=True)
+        hi = tf.reduce_max(up, axis=[0, 1], keepdims=True)
+        span = hi - lo
+        masks = tf.where(span > 0, (up - lo) / tf.where(span > 0, span, 1.0), tf.zeros_like(up))
+        masked = image[None] * tf.transpose(masks, [2, 0, 1])[..., None]  # (k, H, W, C)
+        _, logits = model_graph.forward(self.model, masked)
+        probs = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
+        return probs[:, target]
+
+    def _explain_batch(self, x, targets):
+        A, targets = self._features_fn(x, targets)
+        A, target = A[0], targets[0]
+        if self.max_channels is not None and self.max_channels < A.shape[-1]:
+            variance = tf.math.reduce_variance(A, axis=[0, 1])
+            keep = tf.math.top_k(variance, self.max_channels).indices
+            A = tf.gather(A, keep, axis=-1)
+        k = int(A.shape[-1])
+        weights = tf.concat(
+            [self._scores_fn(x[0], A[..., s : s + self.chunk_size], target) for s in range(0, k, self.chunk_size)],
+            axis=0,
+        )
+        return tf.nn.relu(tf.einsum("hwk,k->hw", A, weights))[None]
+
+
+class RISE(Explainer):
+    """RISE (Petsiuk et al., BMVC 2018).
+
+    `n_masks` random binary grids of `grid` x `grid` cells (keep probability `p`), bilinearly
+    upsampled to (grid + 1) * cell and cropped with a random shift, cell = ceil(H / grid);
+    saliency = sum_i P(target | x * m_i) m_i / (n_masks * p). Masks are generated chunk by chunk
+    from `seed` (the same mask set for every image), `batch_size` masked images at a time.
+    """
+
+    def __init__(
+        self,
+        model: keras.Model,
+        n_masks: int = 4000,
+        grid: int = 7,
+        p: float = 0.5,
+        batch_size: int = 64,
+        seed: Optional[int] = None,
+    ):
+        super().__init__(model)
+        if n_masks < 1 or grid < 1:
+            raise ValueError(f"n_masks and grid must be >= 1, got n_masks={n_masks}, grid={grid}")
+        if not 0.0 < p <= 1.0:
+            raise ValueError(f"p must be in (0, 1], got {p}")
+        self.n_masks, self.grid, self.p = int(n_masks), int(grid), float(p)
+        self.chunk_size = _check_batch_size(batch_size)
+        self.seed = int(seed) if seed is not None else int(np.random.SeedSequence().entropy % (2**31))
+        _, h, w, c = self.input_shape
+        self._logits_fn = tf.function(
+            lambda x: tf.cast(model_graph.forward(self.model, x)[1], tf.float32),
+            input_signature=[tf.TensorSpec((None, h, w, c), tf.float32)],
+        )
+        self._accumulate_fn = tf.function(
+            self._accumulate,
+            input_signature=[
+                tf.TensorSpec((None, None, c), tf.float32),
+                tf.TensorSpec((None, None, None), tf.float32),
+                tf.TensorSpec((), tf.int32),
+            ],
+        )
+
+    def masks(self, start: int, count: int, size) -> np.ndarray:
+        """Masks start..start+count-1 (float32, (count, H, W)), reproducible for the seed."""
+        H, W = int(size[0]), int(size[1])
+        cell_h, cell_w = int(np.ceil(H / self.grid)), int(np.ceil(W / self.grid))
+        up_h, up_w = (self.grid + 1) * cell_h, (self.grid + 1) * cell_w
+        out = np.empty((count, H, W), np.float32)
+        for j in range(count):
+            rng = np.random.default_rng([self.seed, start + j])
+            cells = (rng.random((self.grid, self.grid)) < self.p).astype(np.float32)
+            up = cv2.resize(cells, (up_w, up_h), interpolation=cv2.INTER_LINEAR)
+            dy, dx = rng.integers(0, cell_h), rng.integers(0, cell_w)
+            out[j] = up[dy : dy + H, dx : dx + W]
+        return out
+
+    def _accumulate(self, image, masks, target):
+        _, logits = model_graph.forward(self.model, image[None] * masks[..., None])
+        probs = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)[:, target]
+        return tf.einsum("n,nhw->hw", probs, masks)
+
+    def __call__(self, images, targets: Targets = None) -> np.ndarray:
+        from .base import normalize_maps
+
+        x = check_images(images, self.input_shape)
+        t = check_targets(targets, len(x), self.n_classes)
+        if (t < 0).any():
+            top1 = np.concatenate(
+                [np.argmax(self._logits_fn(tf.constant(x[s : s + self.chunk_size])), -1) for s in range(0, len(x), self.chunk_size)]
+            )
+            t = np.where(t < 0, top1, t).astype(np.int32)
+        sal = np.zeros(x.shape[:3], np.float32)
+        for start in range(0, self.n_masks, self.chunk_size):
+            masks = tf.constant(self.masks(start, min(self.chunk_size, self.n_masks - start), x.shape[1:3]))
+            for i in range(len(x)):
+                sal[i] += self._accumulate_fn(tf.constant(x[i]), masks, tf.constant(t[i])).numpy()
+        sal /= self.n_masks * self.p
+        return normalize_maps(tf.constant(sal)).numpy().astype(np.float32)

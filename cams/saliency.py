@@ -1,0 +1,43 @@
+"""Gradient saliency (Simonyan et al., 2014), with the SmoothGrad option (Smilkov et al., 2017)."""
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from .base import Explainer, resolve_targets, target_scores
+from . import model_graph
+
+
+class Saliency(Explainer):
+    """M = max_c |dS/dx_c|; with `smooth_samples` = n > 0, M is averaged over n noisy copies
+    x + N(0, (noise * (max x - min x))^2). S is the target's pre-softmax logit."""
+
+    def __init__(self, model: keras.Model, smooth_samples: int = 0, noise: float = 0.15, batch_size: int = 32, seed=None):
+        super().__init__(model)
+        if smooth_samples < 0 or noise < 0:
+            raise ValueError(f"smooth_samples and noise must be >= 0, got {smooth_samples}, {noise}")
+        self.smooth_samples, self.noise, self.batch_size = int(smooth_samples), float(noise), int(batch_size)
+        self._rng = tf.random.Generator.from_seed(seed) if seed is not None else tf.random.Generator.from_non_deterministic_state()
+        self._fn = tf.function(self._saliency, input_signature=self._signature())
+
+    def _abs_grad(self, x, targets):
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(x)
+            _, logits = model_graph.forward(self.model, x)
+            targets = resolve_targets(logits, targets)
+            scores = target_scores(logits, targets)
+        g = tf.cast(tape.gradient(scores, x), tf.float32)
+        return tf.reduce_max(tf.abs(g), axis=-1), targets
+
+    def _saliency(self, x, targets):
+        sal, targets = self._abs_grad(x, targets)
+        if self.smooth_samples == 0:
+            return sal
+        sigma = self.noise * (tf.reduce_max(x, axis=[1, 2, 3], keepdims=True) - tf.reduce_min(x, axis=[1, 2, 3], keepdims=True))
+        total = tf.zeros_like(sal)
+        for _ in tf.range(self.smooth_samples):
+            total += self._abs_grad(x + sigma * self._rng.normal(tf.shape(x)), targets)[0]
+        return total / float(self.smooth_samples)
+
+    def _explain_batch(self, x, targets):
+        return self._fn(x, targets)
