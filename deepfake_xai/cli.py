@@ -1,0 +1,269 @@
+"""`deepfake-xai`: the real/fake face study from the command line.
+
+Subcommands mirror the seed's scripts (train_main.py, plot_accuracy_and_loss.py, numerical_analysis.py,
+saliency_map.py, grad_cam_analysis.py) with their flags, plus make-dataset, summary, localization
+and demo. Expected problems (missing folders, bad files, weights that cannot be downloaded) end with
+one line on stderr and exit status 2; Ctrl-C during training exits 130 and the same command resumes.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Sequence
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+PROG = "deepfake-xai"
+
+
+def _add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
+    p.add_argument("-d", "--dataset", required=required, default=None if required else "fakes_dataset",
+                   help="data set name under --data-root, or a path to a folder holding "
+                        "{train,val,test}/{real,fake}/ (e.g. fakes_dataset)")
+    p.add_argument("--data-root", default="data", help="folder that holds the data sets (default: data)")
+
+
+def _add_analysis_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-m", "--model", required=True, choices=("SimpleNet", "XceptionBased"),
+                   help="model name, used for the default checkpoint and the figure names")
+    p.add_argument("-cpp", "-cp", "--checkpoint-path", dest="checkpoint", default=None,
+                   help="checkpoint written by train (default: checkpoints/<dataset>_<model>_Adam.keras)")
+    _add_data_args(p)
+    p.add_argument("--out-dir", default="out",
+                   help="results go here, figures under OUT_DIR/figures (default: out)")
+    p.add_argument("-b", "--batch-size", type=int, default=32, help="images per forward/backward pass (default: 32)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of all subcommands."""
+    parser = argparse.ArgumentParser(prog=PROG, description="Real/fake face detection with SimpleNet and "
+                                     "an Xception transfer model, explained with saliency maps and Grad-CAM.")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks instead of one-line errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("make-dataset", aliases=["make_dataset"], help="generate the planted-face data set",
+                       description="Generate the embedded data set: real faces (procedural, or found in "
+                       "--real-images) and fakes made by planting the face region of one image into another "
+                       "with seamless blending; the mask of the planted region is saved for each fake.")
+    p.add_argument("--data-root", default="data", help="parent folder of the data set (default: data)")
+    p.add_argument("--name", default="fakes_dataset", help="data set folder name (default: fakes_dataset)")
+    p.add_argument("--image-size", type=int, default=256, help="side of the square images in pixels (default: 256)")
+    p.add_argument("--train", type=int, default=600, help="images in the train split (default: 600)")
+    p.add_argument("--val", type=int, default=150, help="images in the val split (default: 150)")
+    p.add_argument("--test", type=int, default=150, help="images in the test split (default: 150)")
+    p.add_argument("--fake-fraction", type=float, default=1 / 3,
+                   help="share of fakes in each split (default: 1/3, the seed's fake:real = 1:2)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--real-images", default=None,
+                   help="folder of your own photos to take real faces from instead of drawing them")
+    p.add_argument("--face-box", choices=("haar", "center"), default="haar",
+                   help="how faces are found in --real-images: OpenCV's Haar cascade, or 'center' for "
+                        "aligned face crops (default: haar)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing data set folder")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+    p = sub.add_parser("summary", help="count images per split and class, fake:real proportion",
+                       description="Counts of real and fake images per split and the fake:real proportion.")
+    _add_data_args(p)
+    p.add_argument("--check", action="store_true", help="also decode every file and count unreadable ones")
+
+    p = sub.add_parser("train", aliases=["train_main"], help="train SimpleNet or XceptionBased (train_main.py)",
+                       description="Train a detector; per-epoch train/val/test loss and accuracy are appended "
+                       "to OUT_DIR/<dataset>_<model>_<optimizer>.json, the best-validation model is kept in "
+                       "CHECKPOINT_DIR/<dataset>_<model>_<optimizer>.keras. An interrupted run resumes when the "
+                       "same command is run again.")
+    _add_data_args(p)
+    p.add_argument("-m", "--model", default="SimpleNet", choices=("SimpleNet", "XceptionBased"),
+                   help="model (default: SimpleNet)")
+    p.add_argument("-lr", "--lr", type=float, default=1e-3, help="learning rate (default: 0.001)")
+    p.add_argument("-b", "--batch-size", type=int, default=32, help="batch size (default: 32)")
+    p.add_argument("-e", "--epochs", type=int, default=5, help="number of epochs (default: 5)")
+    p.add_argument("-o", "--optimizer", default="Adam", choices=("Adam", "SGD"), help="optimizer (default: Adam)")
+    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default: 0.9)")
+    p.add_argument("--image-size", type=int, default=256,
+                   help="model input side; images are resized to it (default: 256; SimpleNet >= 50, "
+                        "XceptionBased >= 71)")
+    p.add_argument("--weights", default=None,
+                   help="imagenet | none | PATH (XceptionBased: an Xception no-top .h5; SimpleNet: a "
+                        ".weights.h5/.keras of the model). Default: imagenet for XceptionBased, none for SimpleNet")
+    p.add_argument("--mixed-precision", action="store_true",
+                   help="mixed_float16 on a GPU, mixed_bfloat16 on CPU/TPU (output layer stays float32)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--out-dir", default="out", help="where the JSON history goes (default: out)")
+    p.add_argument("--checkpoint-dir", default="checkpoints", help="where checkpoints go (default: checkpoints)")
+    p.add_argument("--no-resume", dest="resume", action="store_false",
+                   help="start over even if an interrupted run with the same settings exists")
+    p.add_argument("-v", "--verbose", type=int, choices=(0, 1, 2), default=None,
+                   help="Keras output: 0 silent, 1 progress bar, 2 one line per epoch (default: auto)")
+
+    p = sub.add_parser("plot-accuracy-and-loss", aliases=["plot_accuracy_and_loss"],
+                       help="loss and accuracy figures of a run (plot_accuracy_and_loss.py)",
+                       description="Plot train/val/test loss and accuracy per epoch from a training JSON.")
+    p.add_argument("-m", "--model", default=None, help="model name for the figure names (default: from the JSON)")
+    p.add_argument("-j", "--json", required=True, help="training JSON, e.g. out/fakes_dataset_SimpleNet_Adam.json")
+    p.add_argument("-d", "--dataset", default=None, help="data set name for the figure names (default: from the JSON)")
+    p.add_argument("--run", type=int, default=-1, help="which run of the JSON list (default: -1, the latest)")
+    p.add_argument("--out-dir", default="out", help="figures go under OUT_DIR/figures (default: out)")
+
+    p = sub.add_parser("numerical-analysis", aliases=["numerical_analysis"],
+                       help="soft scores, ROC and DET curves with AUC (numerical_analysis.py)",
+                       description="Soft scores of the real and the fake class on the test split; ROC and DET "
+                       "curves with AUC for both scores (positive class = fake, as in the seed).")
+    _add_analysis_args(p)
+
+    p = sub.add_parser("saliency-map", aliases=["saliency_map"],
+                       help="saliency maps and per-class mean saliency maps (saliency_map.py)",
+                       description="Gradient saliency maps of test images for their true class, and the mean "
+                       "saliency map of each class over the whole test split.")
+    _add_analysis_args(p)
+    p.add_argument("--n-pairs", type=int, default=8, help="images in the per-image figure (default: 8)")
+    p.add_argument("--seed", type=int, default=0, help="which images are shown (default: 0)")
+
+    p = sub.add_parser("grad-cam-analysis", aliases=["grad_cam_analysis"],
+                       help="Grad-CAM of a real and a fake image (grad_cam_analysis.py)",
+                       description="Grad-CAM at conv3 (SimpleNet) or Xception's last conv for a random real "
+                       "and a random fake test image, for their true class.")
+    _add_analysis_args(p)
+    p.add_argument("--seed", type=int, default=None, help="fix which images are picked (default: random)")
+
+    p = sub.add_parser("localization", help="pointing game and energy in the planted-region mask",
+                       description="For the generated data set (ground-truth masks): pointing game and share "
+                       "of map energy inside the planted region, for Saliency, Grad-CAM and Grad-CAM++.")
+    _add_analysis_args(p)
+    p.add_argument("--tolerance", type=int, default=0, help="pointing-game tolerance in pixels (default: 0)")
+
+    p = sub.add_parser("demo", help="the whole study on the generated data set, in a few minutes on a CPU",
+                       description="make-dataset, train SimpleNet, then plot, numerical analysis, saliency, "
+                       "Grad-CAM and localisation; everything is written under --out.")
+    p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
+    p.add_argument("--image-size", type=int, default=128, help="image and model input side (default: 128)")
+    p.add_argument("--train", type=int, default=600, help="train images (default: 600)")
+    p.add_argument("--val", type=int, default=150, help="val images (default: 150)")
+    p.add_argument("--test", type=int, default=150, help="test images (default: 150)")
+    p.add_argument("-e", "--epochs", type=int, default=5, help="epochs (default: 5)")
+    p.add_argument("-b", "--batch-size", type=int, default=32, help="batch size (default: 32)")
+    p.add_argument("-lr", "--lr", type=float, default=1e-3, help="learning rate (default: 0.001)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    return parser
+
+
+def _cmd_make_dataset(a) -> int:
+    from .data import format_summary, summarize
+    from .make_dataset import generate_dataset
+
+    dest = generate_dataset(a.data_root, a.name, a.image_size, {"train": a.train, "val": a.val, "test": a.test},
+                            a.fake_fraction, a.seed, a.real_images, a.face_box, a.overwrite, progress=not a.quiet)
+    print(format_summary(summarize(dest), str(dest)))
+    print(f"wrote {dest}")
+    return 0
+
+
+def _cmd_summary(a) -> int:
+    from .data import format_summary, resolve_dataset, summarize
+
+    root = resolve_dataset(a.dataset, a.data_root)
+    print(format_summary(summarize(root, check=a.check), str(root)))
+    return 0
+
+
+def _cmd_train(a) -> int:
+    from .train import TrainConfig, train
+
+    cfg = TrainConfig(dataset=a.dataset, model=a.model, lr=a.lr, batch_size=a.batch_size, epochs=a.epochs,
+                      optimizer=a.optimizer, momentum=a.momentum, data_root=a.data_root, image_size=a.image_size,
+                      weights=a.weights, mixed_precision=a.mixed_precision, seed=a.seed, out_dir=a.out_dir,
+                      checkpoint_dir=a.checkpoint_dir, resume=a.resume,
+                      verbose="auto" if a.verbose is None else a.verbose)
+    train(cfg)
+    return 0
+
+
+def _cmd_plot(a) -> int:
+    from .analysis_plots import plot_accuracy_and_loss
+
+    plot_accuracy_and_loss(a.json, a.model, a.dataset, a.out_dir, a.run)
+    return 0
+
+
+def _open(a):
+    from .analysis_common import open_analysis
+
+    return open_analysis(a.model, a.dataset, a.checkpoint, a.data_root, a.out_dir)
+
+
+def _cmd_numerical(a) -> int:
+    from .analysis_numerical import numerical_analysis
+
+    numerical_analysis(_open(a), a.batch_size)
+    return 0
+
+
+def _cmd_saliency(a) -> int:
+    from .analysis_saliency import saliency_analysis
+
+    saliency_analysis(_open(a), a.n_pairs, a.batch_size, a.seed)
+    return 0
+
+
+def _cmd_gradcam(a) -> int:
+    from .analysis_gradcam import grad_cam_analysis
+
+    grad_cam_analysis(_open(a), a.seed, a.batch_size)
+    return 0
+
+
+def _cmd_localization(a) -> int:
+    from .analysis_localization import localization_analysis
+
+    localization_analysis(_open(a), a.batch_size, tolerance=a.tolerance)
+    return 0
+
+
+def _cmd_demo(a) -> int:
+    from .demo import run_demo
+
+    run_demo(a.out, a.image_size, {"train": a.train, "val": a.val, "test": a.test}, a.epochs, a.batch_size,
+             a.lr, a.seed)
+    return 0
+
+
+COMMANDS = {
+    "make-dataset": _cmd_make_dataset, "make_dataset": _cmd_make_dataset, "summary": _cmd_summary,
+    "train": _cmd_train, "train_main": _cmd_train,
+    "plot-accuracy-and-loss": _cmd_plot, "plot_accuracy_and_loss": _cmd_plot,
+    "numerical-analysis": _cmd_numerical, "numerical_analysis": _cmd_numerical,
+    "saliency-map": _cmd_saliency, "saliency_map": _cmd_saliency,
+    "grad-cam-analysis": _cmd_gradcam, "grad_cam_analysis": _cmd_gradcam,
+    "localization": _cmd_localization, "demo": _cmd_demo,
+}
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    from .data import DatasetError
+    from .faces import FaceDetectorUnavailable
+    from .models import WeightsError
+
+    return (DatasetError, WeightsError, FaceDetectorUnavailable, FileNotFoundError, FileExistsError,
+            NotADirectoryError, PermissionError, ValueError, IndexError)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `deepfake-xai`; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; run the same command again to resume training from the last "
+              f"completed epoch", file=sys.stderr)
+        return 130
+    except _expected_errors() as exc:
+        if args.debug:
+            raise
+        msg = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"{PROG} {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

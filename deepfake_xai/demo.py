@@ -1,0 +1,80 @@
+"""`deepfake-xai demo`: the seed's command sequence on the generated data set, under one folder."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+from cams.files import write_json
+
+
+def run_demo(out: str | os.PathLike = "runs/demo", image_size: int = 128, counts: dict[str, int] | None = None,
+             epochs: int = 5, batch_size: int = 32, lr: float = 1e-3, seed: int = 0,
+             log: Callable[[str], None] = print) -> dict:
+    """make-dataset -> train SimpleNet -> plot -> numerical analysis -> saliency -> Grad-CAM -> localisation.
+
+    Reuses `<out>/data/fakes_dataset` when it exists. Writes `<out>/demo_summary.json` with the
+    headline numbers and returns them.
+    """
+    from .analysis_common import open_analysis
+    from .analysis_gradcam import grad_cam_analysis
+    from .analysis_localization import localization_analysis
+    from .analysis_numerical import numerical_analysis
+    from .analysis_plots import plot_accuracy_and_loss
+    from .analysis_saliency import saliency_analysis
+    from .make_dataset import generate_dataset
+    from .train import TrainConfig, train
+
+    out = Path(out)
+    data_root = out / "data"
+    times: dict[str, float] = {}
+    t = time.time()
+    if (data_root / "fakes_dataset" / "dataset.json").is_file():
+        log(f"[1/7] reusing {data_root / 'fakes_dataset'}")
+    else:
+        log("[1/7] make-dataset")
+        generate_dataset(data_root, "fakes_dataset", image_size, counts, seed=seed, log=log)
+    times["make_dataset"] = time.time() - t
+
+    t = time.time()
+    log("[2/7] train SimpleNet")
+    cfg = TrainConfig(dataset="fakes_dataset", model="SimpleNet", lr=lr, batch_size=batch_size, epochs=epochs,
+                      optimizer="Adam", data_root=str(data_root), image_size=image_size, seed=seed,
+                      out_dir=str(out / "out"), checkpoint_dir=str(out / "checkpoints"), verbose=2)
+    trained = train(cfg, log=log)
+    times["train"] = time.time() - t
+
+    t = time.time()
+    log("[3/7] plot_accuracy_and_loss")
+    plot_accuracy_and_loss(trained.json_path, "SimpleNet", "fakes_dataset", out / "out", log=log)
+    an = open_analysis("SimpleNet", "fakes_dataset", trained.checkpoint, data_root, out / "out", log=log)
+    log("[4/7] numerical_analysis")
+    numbers = numerical_analysis(an)
+    times["plot_and_numerical"] = time.time() - t
+    t = time.time()
+    log("[5/7] saliency_map")
+    saliency_analysis(an)
+    log("[6/7] grad_cam_analysis")
+    grad_cam_analysis(an, seed=seed)
+    times["saliency_and_gradcam"] = time.time() - t
+    t = time.time()
+    log("[7/7] localization")
+    loc = localization_analysis(an)
+    times["localization"] = time.time() - t
+
+    rec = trained.record
+    best = rec["best_epoch"]
+    summary = {
+        "data_set": str(data_root / "fakes_dataset"), "image_size": image_size, "counts": rec["counts"],
+        "epochs": epochs, "best_epoch": best, "val_acc_at_best": rec["val_acc"][best - 1],
+        "test_acc_at_best_epoch": rec["test_acc"][best - 1], "test_acc_last_epoch": rec["test_acc"][-1],
+        "checkpoint_test_accuracy": numbers["test_accuracy"],
+        "auc_real_score": numbers["auc_real_score"], "auc_fake_score": numbers["auc_fake_score"],
+        "localization": loc["methods"], "localization_chance": loc["chance"], "seconds": times,
+    }
+    path = write_json(out / "demo_summary.json", summary)
+    log(f"demo done in {sum(times.values()):.0f} s: test accuracy {numbers['test_accuracy']:.2f}% (best-val "
+        f"checkpoint, epoch {best}), AUC real {numbers['auc_real_score']:.3f}, AUC fake "
+        f"{numbers['auc_fake_score']:.3f}; wrote {path}")
+    return summary

@@ -1,0 +1,200 @@
+"""Generate the embedded planted-face data set (the seed's definition of a fake, made offline).
+
+Layout written (the folder layout the trainer reads, plus masks outside the class folders so any
+folder-based loader still sees exactly two classes):
+
+    <out>/<name>/{train,val,test}/{real,fake}/<id>.jpg
+    <out>/<name>/masks/{train,val,test}/<id>.png     ground truth of the planted region of fake/<id>.jpg
+    <out>/<name>/dataset.json                        generator settings and counts
+
+A fake plants the inner-face region of a donor image into a target image with Poisson (seamless)
+blending, after aligning the donor face to the target face with a similarity transform. Real and
+fake images then go through the same random JPEG compression and noise, so the only trace left is
+the planted region itself.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import cv2
+import numpy as np
+
+from cams.files import write_json
+
+from .faces import FaceRegion, center_face_detector, draw_face, faces_from_folder, haar_face_detector
+
+SPLITS = ("train", "val", "test")
+
+
+def plant_face(target: np.ndarray, target_face: FaceRegion, donor: np.ndarray, donor_face: FaceRegion,
+               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Plant the donor's face region into the target with seamless blending -> (fake, mask 0/255)."""
+    h, w = target.shape[:2]
+    # similarity transform that takes the donor face ellipse onto the target face ellipse
+    scale = float(np.sqrt((target_face.ax * target_face.ay) / (donor_face.ax * donor_face.ay)))
+    m = cv2.getRotationMatrix2D((donor_face.cx, donor_face.cy), donor_face.angle - target_face.angle, scale)
+    m[:, 2] += (target_face.cx - donor_face.cx, target_face.cy - donor_face.cy)
+    warped = cv2.warpAffine(donor, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+    shrink = rng.uniform(0.9, 1.05)
+    region = FaceRegion(target_face.cx, target_face.cy, target_face.ax * shrink, target_face.ay * shrink,
+                        target_face.angle)
+    mask = region.mask((h, w))
+    mask[:2], mask[-2:], mask[:, :2], mask[:, -2:] = 0, 0, 0, 0  # seamlessClone needs a border
+    ys, xs = np.nonzero(mask)
+    x0, x1, y0, y1 = xs.min(), xs.max(), ys.min(), ys.max()
+    center = (int((x0 + x1 + 1) // 2), int((y0 + y1 + 1) // 2))
+    mode = cv2.NORMAL_CLONE if rng.random() < 0.7 else cv2.MIXED_CLONE
+    cloned = cv2.seamlessClone(warped, target, mask.copy(), center, mode)  # it writes into the mask
+    # OpenCV solves the Poisson equation over the whole bounding box, which also shifts pixels
+    # outside the ellipse; composite back with a feathered alpha that is zero outside the mask so the
+    # mask is exactly the set of pixels that changed.
+    inner = cv2.erode(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
+    alpha = cv2.GaussianBlur(inner.astype(np.float32) / 255.0, (0, 0), 1.5) * (mask > 0)
+    fake = alpha[..., None] * cloned.astype(np.float32) + (1 - alpha[..., None]) * target.astype(np.float32)
+    fake = np.clip(np.rint(fake), 0, 255).astype(np.uint8)
+    return fake, mask
+
+
+def degrade(image: np.ndarray, rng: np.random.Generator, jpeg_quality: tuple[int, int] = (70, 95)) -> bytes:
+    """Same post-processing for real and fake: mild blur/noise, then JPEG; returns the encoded bytes."""
+    img = image.astype(np.float32)
+    if rng.random() < 0.5:
+        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 0.9))
+    img += rng.normal(0, rng.uniform(0.5, 3.0), img.shape)
+    img = np.clip(np.rint(img), 0, 255).astype(np.uint8)
+    q = int(rng.integers(jpeg_quality[0], jpeg_quality[1] + 1))
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, q])
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
+    return buf.tobytes()
+
+
+def _split_counts(total: int, fake_fraction: float) -> tuple[int, int]:
+    n_fake = int(round(total * fake_fraction))
+    return total - n_fake, n_fake
+
+
+def _procedural_source(size: int, seed: int) -> Callable[[], tuple[np.ndarray, FaceRegion]]:
+    rng = np.random.default_rng(seed)
+    return lambda: draw_face(rng, size)
+
+
+def _folder_source(faces: Sequence[tuple[np.ndarray, FaceRegion, Path]], seed: int
+                   ) -> Callable[[], tuple[np.ndarray, FaceRegion]]:
+    """Cycle through the user's face crops with small random jitter (flip, brightness)."""
+    rng = np.random.default_rng(seed)
+
+    def draw() -> tuple[np.ndarray, FaceRegion]:
+        img, face, _ = faces[int(rng.integers(len(faces)))]
+        img = img.astype(np.float32) * rng.uniform(0.85, 1.15)
+        img = np.clip(img, 0, 255).astype(np.uint8)
+        if rng.random() < 0.5:
+            w = img.shape[1]
+            img = img[:, ::-1].copy()
+            face = FaceRegion(w - 1 - face.cx, face.cy, face.ax, face.ay, -face.angle)
+        return img, face
+
+    return draw
+
+
+def _iter_progress(n: int, desc: str, show: bool) -> Iterator[int]:
+    if not show:
+        return iter(range(n))
+    from tqdm import tqdm
+
+    return iter(tqdm(range(n), desc=desc, unit="img", leave=False, file=sys.stderr))
+
+
+def generate_dataset(
+    out_root: str | os.PathLike = "data",
+    name: str = "fakes_dataset",
+    image_size: int = 256,
+    counts: dict[str, int] | None = None,
+    fake_fraction: float = 1 / 3,
+    seed: int = 0,
+    real_images: str | os.PathLike | None = None,
+    face_box: str = "haar",
+    overwrite: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> Path:
+    """Write the planted-face data set to `<out_root>/<name>` and return that folder.
+
+    counts: total images per split (default train 600, val 150, test 150), `fake_fraction` of them
+    fakes. real_images: a folder of photos to take faces from (face_box "haar" finds them with
+    OpenCV's Haar cascade, "center" assumes aligned face crops) instead of procedural faces. Split
+    sources never overlap: with real_images the photos themselves are divided between the splits.
+    """
+    counts = dict(counts or {"train": 600, "val": 150, "test": 150})
+    if set(counts) != set(SPLITS) or any(int(v) < 2 for v in counts.values()):
+        raise ValueError(f"counts must give at least 2 images for each of {SPLITS}, got {counts}")
+    if not 0.0 < fake_fraction < 1.0:
+        raise ValueError(f"--fake-fraction must be between 0 and 1 (exclusive), got {fake_fraction}")
+    if image_size < 32:
+        raise ValueError(f"--image-size must be at least 32, got {image_size}")
+    dest = Path(out_root) / name
+    if dest.exists() and any(dest.iterdir()) and not overwrite:
+        raise FileExistsError(f"{dest} already exists and is not empty: pass --overwrite to replace it, "
+                              f"or --name to write another data set")
+
+    sources: dict[str, Callable[[], tuple[np.ndarray, FaceRegion]]] = {}
+    if real_images is None:
+        for i, split in enumerate(SPLITS):
+            sources[split] = _procedural_source(image_size, seed * 1000 + i)
+        origin = "procedural"
+    else:
+        detector = center_face_detector if face_box == "center" else haar_face_detector()
+        faces, skipped = faces_from_folder(real_images, image_size, detector)
+        for path, why in skipped:
+            log(f"skipped {path}: {why}")
+        if len(faces) < 2 * len(SPLITS):
+            raise ValueError(f"found faces in only {len(faces)} images of {real_images}; need at least "
+                             f"{2 * len(SPLITS)} (two per split) to keep donors and targets apart")
+        order = np.random.default_rng(seed).permutation(len(faces))
+        total = sum(counts.values())
+        start = 0
+        for i, split in enumerate(SPLITS):
+            n = max(2, int(round(len(faces) * counts[split] / total))) if i < len(SPLITS) - 1 else None
+            chunk = order[start:start + n] if n else order[start:]
+            start += len(chunk)
+            sources[split] = _folder_source([faces[j] for j in chunk], seed * 1000 + i)
+        origin = str(real_images)
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=dest.parent))
+    try:
+        summary = {}
+        for i, split in enumerate(SPLITS):
+            rng = np.random.default_rng(seed * 7919 + i)
+            draw = sources[split]
+            n_real, n_fake = _split_counts(int(counts[split]), fake_fraction)
+            for sub in (f"{split}/real", f"{split}/fake", f"masks/{split}"):
+                (tmp / sub).mkdir(parents=True, exist_ok=True)
+            for k in _iter_progress(n_real, f"{split} real", progress):
+                img, _ = draw()
+                (tmp / split / "real" / f"{k:05d}.jpg").write_bytes(degrade(img, rng))
+            for k in _iter_progress(n_fake, f"{split} fake", progress):
+                target, target_face = draw()
+                donor, donor_face = draw()
+                fake, mask = plant_face(target, target_face, donor, donor_face, rng)
+                (tmp / split / "fake" / f"{k:05d}.jpg").write_bytes(degrade(fake, rng))
+                cv2.imwrite(str(tmp / "masks" / split / f"{k:05d}.png"), mask)
+            summary[split] = {"real": n_real, "fake": n_fake}
+            log(f"{split}: {n_real} real, {n_fake} fake")
+        write_json(tmp / "dataset.json", {
+            "generator": "deepfake_xai.make_dataset", "image_size": image_size, "seed": seed,
+            "fake_fraction": fake_fraction, "real_source": origin, "counts": summary,
+            "layout": "{split}/{real,fake}/<id>.jpg; masks/{split}/<id>.png = planted region of fake/<id>.jpg",
+        })
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(tmp, dest)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return dest

@@ -1,0 +1,182 @@
+"""Training as the seed's train_main.py does it: per-epoch train/val/test loss and accuracy to JSON,
+best-validation checkpoint, plus resume after an interruption and mixed precision."""
+from __future__ import annotations
+
+import time
+import uuid
+import warnings
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from cams.training import FitResult, fit_resumable, set_mixed_precision, set_seed, upsert_json_record
+
+from . import data as ddata
+from .history_json import optimizer_record, run_record, run_stem
+from .models import MODELS, build_model, describe_params
+
+OPTIMIZERS = ("Adam", "SGD")
+
+
+@dataclass
+class TrainConfig:
+    """Everything one training run depends on (the CLI flags)."""
+
+    dataset: str = "fakes_dataset"
+    model: str = "SimpleNet"
+    lr: float = 1e-3
+    batch_size: int = 32
+    epochs: int = 5
+    optimizer: str = "Adam"
+    momentum: float = 0.9
+    data_root: str = "data"
+    image_size: int = 256
+    weights: str | None = None  # None = model default: imagenet for XceptionBased, none for SimpleNet
+    mixed_precision: bool = False
+    seed: int | None = 0
+    out_dir: str = "out"
+    checkpoint_dir: str = "checkpoints"
+    resume: bool = True
+    verbose: int | str = "auto"
+
+    def validate(self) -> None:
+        if self.model not in MODELS:
+            raise ValueError(f"unknown model {self.model!r}: choose one of {', '.join(MODELS)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
+        for name in ("lr", "batch_size", "epochs"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+
+    def resolved_weights(self) -> str:
+        if self.weights is not None:
+            return self.weights
+        return "imagenet" if self.model == "XceptionBased" else "none"
+
+    def fingerprint(self) -> dict:
+        """The settings that must match for an interrupted run to be resumed."""
+        keys = ("dataset", "model", "lr", "batch_size", "epochs", "optimizer", "image_size", "seed",
+                "mixed_precision")
+        fp = {k: getattr(self, k) for k in keys}
+        fp["momentum"] = self.momentum if self.optimizer == "SGD" else None
+        fp["weights"] = self.resolved_weights()
+        return fp
+
+
+@dataclass
+class TrainOutputs:
+    """Where a run wrote its results, and the run dict it appended."""
+
+    json_path: Path
+    checkpoint: Path
+    record: dict
+    result: FitResult
+
+
+def make_optimizer(name: str, lr: float, momentum: float = 0.9):
+    """Adam(lr) or SGD(lr, momentum)."""
+    import keras
+
+    if name == "Adam":
+        return keras.optimizers.Adam(learning_rate=lr)
+    if name == "SGD":
+        return keras.optimizers.SGD(learning_rate=lr, momentum=momentum)
+    raise ValueError(f"unknown optimizer {name!r}: choose one of {', '.join(OPTIMIZERS)}")
+
+
+def _keep_previous(path: Path, log: Callable[[str], None]) -> None:
+    """A finished earlier run's checkpoint is renamed (with its date), never overwritten."""
+    if path.exists():
+        stamp = datetime.fromtimestamp(path.stat().st_mtime).strftime("%Y%m%d-%H%M%S")
+        kept = path.with_name(f"{path.stem}.{stamp}{path.suffix}")
+        n = 1
+        while kept.exists():
+            kept = path.with_name(f"{path.stem}.{stamp}-{n}{path.suffix}")
+            n += 1
+        path.rename(kept)
+        log(f"kept the previous checkpoint as {kept}")
+
+
+def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> TrainOutputs:
+    """Train `cfg.model` on `cfg.dataset`; append the run to the JSON; keep the best-val checkpoint."""
+    import keras
+
+    cfg.validate()
+    set_seed(cfg.seed)
+    policy = set_mixed_precision(cfg.mixed_precision)
+    root = ddata.resolve_dataset(cfg.dataset, cfg.data_root)
+    name = root.name
+    ddata.check_layout(root)
+    train_ds, train_files = ddata.load_split(root, "train", cfg.image_size, cfg.batch_size, training=True,
+                                             seed=cfg.seed)
+    val_ds, val_files = ddata.load_split(root, "val", cfg.image_size, cfg.batch_size)
+    test_ds, test_files = ddata.load_split(root, "test", cfg.image_size, cfg.batch_size)
+    for f in (train_files, val_files, test_files):
+        log(f"{f.split}: {len(f.paths)} images ({f.count(0)} real, {f.count(1)} fake, fake:real "
+            f"{ddata.fake_to_real(f.count(1), f.count(0))})" + (f", {len(f.skipped)} skipped" if f.skipped else ""))
+
+    model = build_model(cfg.model, cfg.image_size, cfg.resolved_weights())
+    log(describe_params(model))
+    model.compile(optimizer=make_optimizer(cfg.optimizer, cfg.lr, cfg.momentum),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+
+    stem = run_stem(name, cfg.model, cfg.optimizer)
+    json_path = Path(cfg.out_dir) / f"{stem}.json"
+    ckpt = Path(cfg.checkpoint_dir) / f"{stem}.keras"
+    state_dir = Path(cfg.checkpoint_dir) / f"{stem}.resume"
+    from cams.training import ResumeState
+
+    state = ResumeState(state_dir)
+    if not cfg.resume and state.exists():
+        log(f"--no-resume: discarding the interrupted run in {state_dir}")
+        state.clear()
+    resuming = state.exists() and state.read().get("fingerprint") == _jsonable(cfg.fingerprint())
+    if not resuming:
+        _keep_previous(ckpt, log)
+    run_id = uuid.uuid4().hex[:12]
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    optimizer = optimizer_record(cfg.optimizer, cfg.lr, cfg.momentum)
+    info = dict(batch_size=cfg.batch_size, epochs=cfg.epochs, image_size=cfg.image_size,
+                weights=cfg.resolved_weights(), precision=policy, seed=cfg.seed,
+                data_dir=str(root), checkpoint=str(ckpt),
+                counts={f.split: {"real": f.count(0), "fake": f.count(1)} for f in (train_files, val_files, test_files)})
+
+    def write_record(result: FitResult, status: str) -> dict:
+        rid = result.extra.get("run_id", run_id)
+        record = run_record(cfg.model, name, optimizer, result.history, run_id=rid, status=status,
+                            started=result.extra.get("started", started), best_epoch=result.best_epoch, **info)
+        upsert_json_record(json_path, record, key="run_id")
+        return record
+
+    log(f"training {cfg.model} on {root} for {cfg.epochs} epochs ({cfg.optimizer}, lr {cfg.lr}, "
+        f"batch {cfg.batch_size}, {cfg.image_size}x{cfg.image_size}, {policy}); "
+        f"JSON {json_path}, checkpoint {ckpt}")
+    t0 = time.time()
+    with warnings.catch_warnings():
+        # the pipelines skip unreadable files, so their length is unknown to Keras until epoch 1 ends
+        warnings.filterwarnings("ignore", message=".*ran out of data.*")
+        warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
+        result = fit_resumable(
+            model, train_ds, cfg.epochs, validation_data=val_ds, extra_eval={"test": test_ds},
+            state_dir=state_dir, best_path=ckpt, monitor="val_accuracy", mode="max",
+            fingerprint=cfg.fingerprint(), extra={"run_id": run_id, "started": started},
+            on_epoch_end=lambda r: write_record(r, "running"), verbose=cfg.verbose, log=log)
+    record = write_record(result, "complete")
+    best = result.best_epoch
+    if best:
+        log(f"done in {time.time() - t0:.0f} s: best validation accuracy {record['val_acc'][best - 1]:.2f}% "
+            f"at epoch {best}, test accuracy there {record['test_acc'][best - 1]:.2f}%")
+    log(f"wrote {json_path} (run {record['run_id']}) and {ckpt}")
+    return TrainOutputs(json_path, ckpt, record, result)
+
+
+def _jsonable(obj):
+    import json
+
+    return json.loads(json.dumps(obj, default=str))
+
+
+def config_dict(cfg: TrainConfig) -> dict:
+    """The config as a plain dict (for logs and tests)."""
+    return asdict(cfg)
