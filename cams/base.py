@@ -28,8 +28,6 @@ def normalize_maps(maps: tf.Tensor) -> tf.Tensor:
 def resize_maps(maps: tf.Tensor, size) -> tf.Tensor:
     """Bilinear resize of (N, h, w) maps to (N, H, W)."""
     maps = tf.cast(maps, tf.float32)
-    if tuple(maps.shape[1:3]) == tuple(size):
-        return maps
     return tf.image.resize(maps[..., None], size, method="bilinear")[..., 0]
 
 
@@ -45,9 +43,13 @@ def target_scores(logits: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
 
 
 class Explainer:
-    """Base class: holds the model and runs batches; subclasses define `_explain_batch`."""
+    """Base class: holds the model and runs batches; subclasses define `_explain_batch`.
 
-    #: images per call of `_explain_batch`; gradient CAMs keep the whole batch on one tape
+    `_explain_batch(x, targets)` must be pure TensorFlow: it is compiled together with the
+    resizing and normalisation into one tf.function per explainer (traced once per input shape).
+    """
+
+    #: images per compiled call; gradient CAMs keep the whole batch on one tape
     batch_size: int = 32
 
     def __init__(self, model: keras.Model):
@@ -56,17 +58,19 @@ class Explainer:
         self.model = model
         self.input_shape = model_graph.input_shape(model)
         self.n_classes = model_graph.num_classes(model)
+        self._compiled = tf.function(self._explain_and_postprocess, input_signature=self._signature())
 
     def __call__(self, images, targets: Targets = None) -> np.ndarray:
         x = check_images(images, self.input_shape)
         t = check_targets(targets, len(x), self.n_classes)
-        out = []
-        for start in range(0, len(x), self.batch_size):
-            xb = tf.constant(x[start : start + self.batch_size])
-            tb = tf.constant(t[start : start + self.batch_size])
-            raw = self._explain_batch(xb, tb)
-            out.append(normalize_maps(resize_maps(raw, x.shape[1:3])).numpy())
+        out = [
+            self._compiled(tf.constant(x[s : s + self.batch_size]), tf.constant(t[s : s + self.batch_size])).numpy()
+            for s in range(0, len(x), self.batch_size)
+        ]
         return np.concatenate(out, axis=0).astype(np.float32)
+
+    def _explain_and_postprocess(self, x: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
+        return normalize_maps(resize_maps(self._explain_batch(x, targets), tf.shape(x)[1:3]))
 
     def _explain_batch(self, x: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:  # pragma: no cover
         raise NotImplementedError
@@ -75,7 +79,6 @@ class Explainer:
         """Input signature (images, targets, *extra) for a tf.function that never retraces."""
         _, h, w, c = self.input_shape
         return [tf.TensorSpec((None, h, w, c), tf.float32), tf.TensorSpec((None,), tf.int32), *extra]
-
 
 class LayerExplainer(Explainer):
     """An explainer that reads the activations A of one feature layer."""

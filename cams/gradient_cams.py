@@ -45,7 +45,6 @@ class _GradientCAM(LayerExplainer):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size = int(batch_size)
-        self._cam_fn = tf.function(self._cam, input_signature=self._signature())
 
     def _gradients(self, x: tf.Tensor, targets: tf.Tensor):
         """(A, g, targets) with g = dS/dA, all float32; targets resolved to top-1 where -1."""
@@ -64,13 +63,10 @@ class _GradientCAM(LayerExplainer):
         g2 = g * g
         return A, g, g2, g2 * g
 
-    def _cam(self, x: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
+    def _explain_batch(self, x: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
         A, d1, d2, d3 = self._derivatives(x, targets)
         w = self.weights_fn(A, d1, d2, d3)
         return tf.nn.relu(tf.einsum("bhwk,bk->bhw", A, w))
-
-    def _explain_batch(self, x: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
-        return self._cam_fn(x, targets)
 
 
 class GradCAM(_GradientCAM):

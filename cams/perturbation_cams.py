@@ -26,56 +26,44 @@ class ScoreCAM(LayerExplainer):
     Each channel A^k is bilinearly upsampled to the input size and min-max normalised to H^k;
     w_k = softmax(f(x * H^k))[target]; L = ReLU(sum_k w_k A^k).
     `max_channels` keeps only the channels of largest spatial variance (Faster Score-CAM).
-    Cost: K + 1 forward passes per image, in chunks of `batch_size` masked images.
+    Channels that are identically zero are skipped: their term w_k A^k is 0 whatever w_k is.
+    Cost: one forward pass plus one per remaining channel, streamed in chunks of `batch_size`
+    masked images inside one compiled graph per image.
     """
 
     def __init__(self, model: keras.Model, layer=None, batch_size: int = 32, max_channels: Optional[int] = None):
-        super().__init__(model, layer)
-        self.batch_size = 1  # one image at a time; its K masked copies are chunked by chunk_size
         self.chunk_size = _check_batch_size(batch_size)
         if max_channels is not None and int(max_channels) < 1:
             raise ValueError(f"max_channels must be >= 1 or None, got {max_channels}")
         self.max_channels = None if max_channels is None else int(max_channels)
-        _, h, w, c = self.input_shape
-        self._features_fn = tf.function(self._features, input_signature=self._signature())
-        self._scores_fn = tf.function(
-            self._chunk_scores,
-            input_signature=[
-                tf.TensorSpec((None, None, c), tf.float32),  # one image (H, W, C)
-                tf.TensorSpec((None, None, None), tf.float32),  # activation chunk (h, w, k)
-                tf.TensorSpec((), tf.int32),  # target
-            ],
-        )
-
-    def _features(self, x, targets):
-        A, logits = self.forward(x)
-        return tf.cast(A, tf.float32), resolve_targets(logits, targets)
+        super().__init__(model, layer)
+        self.batch_size = 1  # one image per compiled call; its masked copies are chunked
 
     def _chunk_scores(self, image, acts, target):
-        size = tf.shape(image)[:2]
-        up = tf.image.resize(acts[None], size, method="bilinear")[0]  # (H, W, k)
+        """softmax(f(image * H^k))[target] for the channels in `acts` (h, w, k)."""
+        up = tf.image.resize(acts[None], tf.shape(image)[:2], method="bilinear")[0]  # (H, W, k)
         lo = tf.reduce_min(up, axis=[0, 1], keepdims=True)
         hi = tf.reduce_max(up, axis=[0, 1], keepdims=True)
         span = hi - lo
         masks = tf.where(span > 0, (up - lo) / tf.where(span > 0, span, 1.0), tf.zeros_like(up))
         masked = image[None] * tf.transpose(masks, [2, 0, 1])[..., None]  # (k, H, W, C)
         _, logits = model_graph.forward(self.model, masked)
-        probs = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
-        return probs[:, target]
+        return tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)[:, target]
 
     def _explain_batch(self, x, targets):
-        A, targets = self._features_fn(x, targets)
-        A, target = A[0], targets[0]
+        A, logits = self.forward(x)
+        A = tf.cast(A, tf.float32)[0]
+        target = resolve_targets(logits, targets)[0]
         if self.max_channels is not None and self.max_channels < A.shape[-1]:
-            variance = tf.math.reduce_variance(A, axis=[0, 1])
-            keep = tf.math.top_k(variance, self.max_channels).indices
+            keep = tf.math.top_k(tf.math.reduce_variance(A, axis=[0, 1]), self.max_channels).indices
             A = tf.gather(A, keep, axis=-1)
-        k = int(A.shape[-1])
-        weights = tf.concat(
-            [self._scores_fn(x[0], A[..., s : s + self.chunk_size], target) for s in range(0, k, self.chunk_size)],
-            axis=0,
-        )
-        return tf.nn.relu(tf.einsum("hwk,k->hw", A, weights))[None]
+        live = tf.where(tf.reduce_max(tf.abs(A), axis=[0, 1]) > 0)[:, 0]
+        A = tf.gather(A, live, axis=-1)
+        cam = tf.zeros(tf.shape(A)[:2], tf.float32)
+        for start in tf.range(0, tf.shape(A)[-1], self.chunk_size):
+            acts = A[..., start : start + self.chunk_size]
+            cam += tf.einsum("hwk,k->hw", acts, self._chunk_scores(x[0], acts, target))
+        return tf.nn.relu(cam)[None]
 
 
 class RISE(Explainer):

@@ -207,7 +207,7 @@ def test_repeated_calls_do_not_retrace():
     ex(images(4))
     ex(images(4, seed=1), [1, 1, 1, 1])
     ex(images(3, seed=2))  # smaller last batch: same signature (None batch dimension)
-    assert ex._cam_fn.experimental_get_tracing_count() == 1
+    assert ex._compiled.experimental_get_tracing_count() == 1
 
 
 def test_smooth_gradcam_plus_plus_without_noise_equals_gradcam_plus_plus():
