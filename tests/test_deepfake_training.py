@@ -1,0 +1,217 @@
+"""Training: cams.training resume/checkpoint helpers, the seed's JSON, the seed's command verbatim."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+import cams.training as ct
+from deepfake_xai.cli import build_parser, main
+from deepfake_xai.history_json import SERIES, read_runs
+from deepfake_xai.make_dataset import generate_dataset
+from deepfake_xai.train import TrainConfig, train
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("df_train") / "data"
+    generate_dataset(root, "fakes_dataset", 64, {"train": 12, "val": 6, "test": 6}, progress=False,
+                     log=lambda s: None)
+    return root
+
+
+# ----------------------------------------------------------------------------- cams.training helpers
+
+def _toy_model():
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="relu"), keras.layers.Dense(2)])
+    model.compile(optimizer=keras.optimizers.Adam(0.01),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    return model
+
+
+def _toy_data():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(32, 4)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int32)
+    return x, y
+
+
+class _Count(keras.callbacks.Callback):
+    def __init__(self, stop_after=None):
+        super().__init__()
+        self.epochs, self.stop_after = [], stop_after
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs.append(epoch)
+        if self.stop_after is not None and len(self.epochs) == self.stop_after:
+            raise KeyboardInterrupt
+
+
+def test_fit_resumable_resumes_after_interruption(tmp_path):
+    import tensorflow as tf
+
+    x, y = _toy_data()
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+    state, best = tmp_path / "state", tmp_path / "best.keras"
+    model = _toy_model()
+    counter = _Count(stop_after=2)
+    with pytest.raises(KeyboardInterrupt):
+        ct.fit_resumable(model, ds, 5, validation_data=ds, extra_eval={"test": ds}, state_dir=state,
+                         best_path=best, fingerprint={"lr": 0.01}, callbacks=[counter], verbose=0, log=None)
+    saved = json.loads((state / "state.json").read_text())
+    assert saved["epoch"] == 2 and best.is_file()
+    weights_at_stop = [w.copy() for w in model.get_weights()]
+
+    fresh = _toy_model()  # a new process would build a new model
+    counter2 = _Count()
+    logs = []
+    result = ct.fit_resumable(fresh, ds, 5, validation_data=ds, extra_eval={"test": ds}, state_dir=state,
+                              best_path=best,
+                              fingerprint={"lr": 0.01}, callbacks=[counter2], verbose=0, log=logs.append)
+    assert counter2.epochs == [2, 3, 4]       # only the remaining epochs ran
+    assert result.resumed_from == 2
+    assert len(result.history["loss"]) == 5   # the first two epochs' history came back from the state
+    assert result.best_epoch is not None and 1 <= result.best_epoch <= 5
+    assert any("resuming" in m for m in logs)
+    assert not state.exists()                 # removed once all epochs are done
+    assert not all(np.array_equal(a, b) for a, b in zip(weights_at_stop, fresh.get_weights()))
+
+
+def test_resume_state_restores_weights_and_optimizer(tmp_path):
+    x, y = _toy_data()
+    model = _toy_model()
+    model.fit(x, y, epochs=2, verbose=0)
+    rs = ct.ResumeState(tmp_path / "s")
+    rs.save(model, 2, {"loss": [1.0, 0.5]}, fingerprint={"a": 1})
+    other = _toy_model()
+    state = rs.restore(other)
+    assert state["epoch"] == 2 and state["history"]["loss"] == [1.0, 0.5]
+    for a, b in zip(model.get_weights(), other.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert int(other.optimizer.iterations.numpy()) == int(model.optimizer.iterations.numpy()) > 0
+
+
+def test_fit_resumable_discards_state_with_other_settings(tmp_path):
+    import tensorflow as tf
+
+    x, y = _toy_data()
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+    with pytest.raises(KeyboardInterrupt):
+        ct.fit_resumable(_toy_model(), data, 3, state_dir=tmp_path / "s", fingerprint={"lr": 1}, monitor="loss",
+                         mode="min", callbacks=[_Count(stop_after=1)], verbose=0, log=None)
+    assert (tmp_path / "s" / "state.json").is_file()
+    logs, counter = [], _Count()
+    result = ct.fit_resumable(_toy_model(), data, 3, state_dir=tmp_path / "s", fingerprint={"lr": 2},
+                              monitor="loss", mode="min", callbacks=[counter], verbose=0, log=logs.append)
+    assert counter.epochs == [0, 1, 2] and result.resumed_from == 0
+    assert any("other settings" in m for m in logs)
+
+
+def test_upsert_json_record(tmp_path):
+    path = tmp_path / "runs.json"
+    ct.upsert_json_record(path, {"run_id": "a", "v": 1})
+    ct.upsert_json_record(path, {"run_id": "b", "v": 2})
+    ct.upsert_json_record(path, {"run_id": "a", "v": 3})
+    assert json.loads(path.read_text()) == [{"run_id": "a", "v": 3}, {"run_id": "b", "v": 2}]
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match=str(bad)):
+        ct.upsert_json_record(bad, {"run_id": "c"})
+    assert bad.read_text() == "{not json"  # never overwritten
+
+
+# ----------------------------------------------------------------------------- deepfake training
+
+def test_seed_command_verbatim_via_script(tiny):
+    """`python scripts/train_main.py -d fakes_dataset -m SimpleNet -lr 0.001 -b 32 -e 5 -o Adam`."""
+    cwd = tiny.parent
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    cmd = [sys.executable, str(REPO / "scripts" / "train_main.py"), "-d", "fakes_dataset", "-m", "SimpleNet",
+           "-lr", "0.001", "-b", "32", "-e", "5", "-o", "Adam"]
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    runs = read_runs(cwd / "out" / "fakes_dataset_SimpleNet_Adam.json")
+    assert len(runs) == 1
+    run = runs[0]
+    assert run["model"] == "SimpleNet" and run["dataset"] == "fakes_dataset"
+    assert run["optimizer"] == {"name": "Adam", "params": {"lr": 0.001}}
+    assert run["image_size"] == 256
+    for key in SERIES:
+        assert len(run[key]) == 5
+    for key in ("train_acc", "val_acc", "test_acc"):
+        assert all(0.0 <= v <= 100.0 for v in run[key])
+    # accuracies are percentages of whole images: test has 6 images
+    assert all(abs(v * 6 / 100 - round(v * 6 / 100)) < 1e-3 for v in run["test_acc"])
+    assert (cwd / "checkpoints" / "fakes_dataset_SimpleNet_Adam.keras").is_file()
+    assert not (cwd / "checkpoints" / "fakes_dataset_SimpleNet_Adam.resume").exists()
+
+
+def test_runs_append_sgd_momentum_and_checkpoint_kept(tiny, tmp_path):
+    common = ["-d", "fakes_dataset", "--data-root", str(tiny), "--image-size", "64", "-e", "1", "-b", "8",
+              "--out-dir", str(tmp_path / "out"), "--checkpoint-dir", str(tmp_path / "ck"), "-v", "0"]
+    assert main(["train", "-o", "SGD", "--lr", "0.01", "--momentum", "0.5", *common]) == 0
+    assert main(["train", "-o", "SGD", "-lr", "0.02", "--momentum", "0.5", *common]) == 0
+    runs = read_runs(tmp_path / "out" / "fakes_dataset_SimpleNet_SGD.json")
+    assert [r["optimizer"] for r in runs] == [{"name": "SGD", "params": {"lr": 0.01, "momentum": 0.5}},
+                                               {"name": "SGD", "params": {"lr": 0.02, "momentum": 0.5}}]
+    assert runs[0]["run_id"] != runs[1]["run_id"] and all(r["status"] == "complete" for r in runs)
+    ckpts = sorted(p.name for p in (tmp_path / "ck").glob("*.keras"))
+    assert "fakes_dataset_SimpleNet_SGD.keras" in ckpts and len(ckpts) == 2  # the first run's was renamed
+
+
+def test_train_resumes_after_interruption(tiny, tmp_path, monkeypatch):
+    cfg = TrainConfig(dataset="fakes_dataset", data_root=str(tiny), image_size=64, epochs=3, batch_size=8,
+                      out_dir=str(tmp_path / "out"), checkpoint_dir=str(tmp_path / "ck"), verbose=0)
+    original = ct._EpochTracker.on_epoch_end
+    calls = {"n": 0}
+
+    def interrupt_after_first(self, epoch, logs=None):
+        original(self, epoch, logs)
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(ct._EpochTracker, "on_epoch_end", interrupt_after_first)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, log=lambda s: None)
+    partial = read_runs(tmp_path / "out" / "fakes_dataset_SimpleNet_Adam.json")
+    assert len(partial) == 1 and partial[0]["status"] == "running" and len(partial[0]["val_acc"]) == 1
+    logs = []
+    out = train(cfg, log=logs.append)
+    assert any("resuming" in m and "1 of 3" in m for m in logs)
+    assert out.result.resumed_from == 1 and calls["n"] == 3
+    runs = read_runs(out.json_path)
+    assert len(runs) == 1 and runs[0]["run_id"] == partial[0]["run_id"]  # same run, completed
+    assert runs[0]["status"] == "complete" and len(runs[0]["val_acc"]) == 3
+    assert runs[0]["val_acc"][0] == partial[0]["val_acc"][0]
+
+
+def test_train_mixed_precision_runs(tiny, tmp_path):
+    cfg = TrainConfig(dataset=str(tiny / "fakes_dataset"), image_size=64, epochs=1, batch_size=8,
+                      mixed_precision=True, out_dir=str(tmp_path / "out"), checkpoint_dir=str(tmp_path / "ck"),
+                      verbose=0)
+    try:
+        out = train(cfg, log=lambda s: None)
+    finally:
+        ct.set_mixed_precision(False)
+    assert out.record["precision"].startswith("mixed_")
+    assert np.isfinite(out.record["train_loss"][0])
+
+
+def test_cli_flags_and_bad_values(capsys):
+    a = build_parser().parse_args(["train", "-d", "x", "-lr", "0.5"])
+    b = build_parser().parse_args(["train", "-d", "x", "--lr", "0.5"])
+    assert a.lr == b.lr == 0.5
+    rc = main(["train", "-d", "x", "-e", "0"])
+    assert rc == 2 and "--epochs must be positive" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "-d", "x", "-o", "RMSprop"])
+    assert "invalid choice" in capsys.readouterr().err
