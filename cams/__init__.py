@@ -4,26 +4,53 @@
     maps = cams.GradCAM(model)(images)            # (N, H, W) float32 in [0, 1]
     cams.metrics.ad_ic(model, images, maps)       # {"AD(100%)": ..., "IC(100%)": ..., ...}
     cams.viz.save_grid(images, {"Grad-CAM": maps}, "grid.png")
+
+Submodules and classes load on first use, so `import cams` (and every command line's --help)
+does not import TensorFlow.
 """
-from . import files, metrics, training, viz
-from .gradient_cams import GradCAM, GradCAMPlusPlus, SmoothGradCAMPlusPlus
-from .model_graph import conv_layer_names, resolve_layer
-from .perturbation_cams import RISE, ScoreCAM
-from .saliency import Saliency
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-#: name -> explainer class, for command lines (`--methods gradcam,scorecam`)
-METHODS = {
-    "gradcam": GradCAM,
-    "gradcam++": GradCAMPlusPlus,
-    "smoothgradcam++": SmoothGradCAMPlusPlus,
-    "scorecam": ScoreCAM,
-    "rise": RISE,
-    "saliency": Saliency,
+_EXPORTS = {
+    "GradCAM": "gradient_cams",
+    "GradCAMPlusPlus": "gradient_cams",
+    "SmoothGradCAMPlusPlus": "gradient_cams",
+    "ScoreCAM": "perturbation_cams",
+    "RISE": "perturbation_cams",
+    "Saliency": "saliency",
+    "resolve_layer": "model_graph",
+    "conv_layer_names": "model_graph",
+}
+_SUBMODULES = {"files", "metrics", "training", "viz", "model_graph", "images", "base", "inputs", "quiet"}
+
+#: command-line name -> explainer class name (`--methods gradcam,scorecam`)
+METHOD_NAMES = {
+    "gradcam": "GradCAM",
+    "gradcam++": "GradCAMPlusPlus",
+    "smoothgradcam++": "SmoothGradCAMPlusPlus",
+    "scorecam": "ScoreCAM",
+    "rise": "RISE",
+    "saliency": "Saliency",
 }
 
-__all__ = [
-    "GradCAM", "GradCAMPlusPlus", "SmoothGradCAMPlusPlus", "ScoreCAM", "RISE", "Saliency",
-    "METHODS", "metrics", "viz", "files", "training", "resolve_layer", "conv_layer_names",
-]
+__all__ = sorted(set(_EXPORTS) | _SUBMODULES | {"METHODS", "METHOD_NAMES"})
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    elif name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    elif name == "METHODS":
+        value = {key: __getattr__(cls) for key, cls in METHOD_NAMES.items()}
+    else:
+        raise AttributeError(f"module 'cams' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__

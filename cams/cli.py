@@ -1,0 +1,106 @@
+"""`cams` command line: list a model's candidate layers, explain a folder of images."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+
+def _load_model(path: str):
+    import keras
+
+    p = Path(path)
+    if not p.exists():
+        raise ValueError(f"{p}: no such model file (expected a .keras file saved with model.save)")
+    try:
+        return keras.models.load_model(p, compile=False)
+    except Exception as err:  # keras raises many types for unreadable files
+        raise ValueError(f"{p}: could not be loaded as a Keras model ({type(err).__name__}: {err})") from None
+
+
+def cmd_layers(args) -> int:
+    import cams
+
+    model = _load_model(args.model)
+    names = cams.conv_layer_names(model)
+    default = cams.resolve_layer(model).name if names else None
+    for name in names:
+        print(name + ("   <- default" if name.split("/")[-1] == default else ""))
+    return 0
+
+
+def cmd_explain(args) -> int:
+    import numpy as np
+    from tqdm import tqdm
+
+    import cams
+    from cams.images import list_images, load_images
+
+    methods = [m.strip().lower() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in cams.METHOD_NAMES]
+    if unknown:
+        raise ValueError(f"unknown method {unknown[0]!r}; choose from {', '.join(cams.METHOD_NAMES)}")
+    model = _load_model(args.model)
+    _, h, w, c = cams.model_graph.input_shape(model)
+    if h is None or w is None:
+        if args.size is None:
+            raise ValueError("the model accepts any image size: pass --size H W")
+        h, w = args.size
+    paths = list_images(args.images)[: args.limit]
+    x, kept, skipped = load_images(paths, (h, w), c, scale=args.scale)
+    for p, why in skipped:
+        print(f"skipped {p}: {why}", file=sys.stderr)
+    if not len(x):
+        raise ValueError("none of the images could be read")
+    out = Path(args.out)
+    maps = {}
+    for name in tqdm(methods, desc="methods", unit="method"):
+        cls = cams.METHODS[name]
+        explainer = cls(model) if name in ("rise", "saliency") else cls(model, layer=args.layer)
+        maps[name] = np.concatenate([explainer(x[s : s + args.batch_size]) for s in range(0, len(x), args.batch_size)])
+    probs = cams.metrics.probabilities(model, x)
+    labels = [f"{p.name}: class {int(k)} ({100 * probs[i, k]:.0f}%)" for i, (p, k) in enumerate(zip(kept, probs.argmax(1)))]
+    grid = cams.viz.save_grid(x[: args.grid_rows], {m: v[: args.grid_rows] for m, v in maps.items()}, out / "grid.png", row_labels=labels[: args.grid_rows])
+    npz = cams.files.save_npz(out / "maps.npz", files=np.array([str(p) for p in kept]), predicted=probs.argmax(1), **{m.replace("+", "p"): v for m, v in maps.items()})
+    print(f"explained {len(x)} images with {', '.join(methods)}")
+    print(f"grid:  {grid}")
+    print(f"maps:  {npz}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="cams", description="Class activation maps for saved Keras models.")
+    sub = ap.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("layers", help="list the layers a CAM can use (4-D outputs), nested models included")
+    p.add_argument("--model", required=True, help="path to a .keras model")
+    p.set_defaults(func=cmd_layers)
+    p = sub.add_parser("explain", help="explain images with one or more methods; writes grid.png and maps.npz")
+    p.add_argument("--model", required=True, help="path to a .keras model")
+    p.add_argument("--images", required=True, nargs="+", help="image files and/or folders (searched recursively)")
+    p.add_argument("--methods", default="gradcam,gradcam++", help="comma list of: gradcam, gradcam++, smoothgradcam++, scorecam, rise, saliency (default: gradcam,gradcam++)")
+    p.add_argument("--layer", default=None, help="feature layer name (default: the last layer with a 4-D output; see `cams layers`)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--scale", type=float, default=1 / 255.0, help="multiply pixel values by this before the model (default 1/255; use 1 for models that take 0..255)")
+    p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), default=None, help="resize images to H W (needed only if the model accepts any size)")
+    p.add_argument("--batch-size", type=int, default=16, help="images per batch (default 16)")
+    p.add_argument("--limit", type=int, default=None, help="explain at most this many images")
+    p.add_argument("--grid-rows", type=int, default=8, help="images shown in grid.png (default 8)")
+    p.set_defaults(func=cmd_explain)
+    return ap
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()  # no CUDA/oneDNN chatter on CPU machines
+    try:
+        return args.func(args)
+    except ValueError as err:
+        print(f"cams {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""Load image files for explanation: decode, convert to the model's channels, resize, scale."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Sequence, Tuple
+
+import cv2
+import numpy as np
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def list_images(paths: Sequence[str | Path]) -> List[Path]:
+    """Expand files and folders (recursively) into a sorted list of image files."""
+    found: List[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found += sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_SUFFIXES)
+        elif p.is_file():
+            found.append(p)
+        else:
+            raise ValueError(f"{p}: no such file or folder")
+    if not found:
+        raise ValueError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) found in {', '.join(map(str, paths))}")
+    return found
+
+
+def load_image(path: Path, size: Tuple[int, int], channels: int, scale: float = 1 / 255.0) -> np.ndarray:
+    """Read one image as float32 (H, W, channels) resized to `size` = (H, W) and multiplied by `scale`."""
+    flag = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR
+    img = cv2.imread(str(path), flag)
+    if img is None:
+        raise ValueError(f"{path}: not a readable image")
+    if channels == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    img = cv2.resize(img, (int(size[1]), int(size[0])), interpolation=cv2.INTER_AREA)
+    img = img.astype(np.float32).reshape(int(size[0]), int(size[1]), channels)
+    return img * np.float32(scale)
+
+
+def load_images(paths: Sequence[Path], size, channels: int, scale: float = 1 / 255.0):
+    """Load many images; unreadable files are skipped and returned separately as (path, reason)."""
+    images, kept, skipped = [], [], []
+    for p in paths:
+        try:
+            images.append(load_image(p, size, channels, scale))
+            kept.append(p)
+        except ValueError as err:
+            skipped.append((p, str(err)))
+    arr = np.stack(images) if images else np.zeros((0, int(size[0]), int(size[1]), channels), np.float32)
+    return arr, kept, skipped
