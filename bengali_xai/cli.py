@@ -1,0 +1,242 @@
+"""`bengali-xai`: train, baselines, explain, export and demo for the Bengali digit study."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from .data import DATASETS  # noqa: E402
+from .errors import BengaliXAIError  # noqa: E402
+
+DEMO_SAMPLES = 20000
+DEMO_EPOCHS = 6
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def _add_data(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--data", choices=DATASETS, default="synthetic",
+                   help="synthetic: digits rendered from the shipped Bengali font glyphs, test set from held-out "
+                        "fonts (default, no download); ekush: maleDigits.csv + femaleDigits.csv; numtadb: "
+                        "folders training-a..e with their CSVs")
+    g.add_argument("--data-dir", metavar="DIR",
+                   help="ekush: the folder with the CSVs (or one CSV file); numtadb: the folder holding training-a..e")
+    g.add_argument("--max-samples", type=_positive, metavar="N",
+                   help="use at most N images (stratified, seeded); for synthetic, the number generated "
+                        "(default 20000); for numtadb, read only N images (the paper took 54908)")
+    g.add_argument("--seed", type=int, default=0, help="seed for data generation, splits and training (default 0)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse tree of every subcommand."""
+    ap = argparse.ArgumentParser(
+        prog="bengali-xai",
+        description="Bengali handwritten digits: scikit-learn baselines, the paper's CNN and Grad-CAM family figures.",
+    )
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("train", help="train the paper's CNN (60/20/20 split)",
+                       description="Train the paper's CNN on a 60/20/20 split; writes DIR/model.keras, "
+                                   "DIR/history.json, DIR/metrics.json, DIR/loss.png and DIR/accuracy.png.")
+    _add_data(p)
+    p.add_argument("--epochs", type=_positive, default=25, help="training epochs (default 25, as the paper)")
+    p.add_argument("--batch-size", type=_positive, default=250, help="batch size (default 250, as the paper)")
+    p.add_argument("--mixed-precision", action="store_true",
+                   help="compute in float16 on a GPU / bfloat16 on CPU or TPU (the output layer stays float32)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
+
+    p = sub.add_parser("baselines", help="the ten scikit-learn classifiers (80/20 split)",
+                       description="Fit the paper's ten scikit-learn classifiers on an 80/20 split; writes "
+                                   "DIR/baselines.csv (classifier,accuracy,log_loss), DIR/baselines.md, two bar "
+                                   "charts and the confusion matrix of the most accurate classifier.")
+    _add_data(p)
+    p.add_argument("--classifiers", metavar="LIST",
+                   help="comma-separated subset, e.g. KNeighborsClassifier,RandomForestClassifier (default: all ten)")
+    p.add_argument("--slow-max-train", type=_positive, metavar="N",
+                   help="train SVC, NuSVC and GradientBoosting on at most N images (they scale worst; "
+                        "default: all training images)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
+
+    p = sub.add_parser("explain", help="Grad-CAM family figures for a trained model",
+                       description="Explain test digits with Grad-CAM family maps; writes one triplet figure "
+                                   "(input | heatmap | overlay) per method, DIR/methods_grid.png and "
+                                   "DIR/explain.json (share of map energy on the digit strokes).")
+    p.add_argument("--model", required=True, metavar="FILE", help="a .keras model written by `bengali-xai train`")
+    _add_data(p)
+    p.add_argument("--methods", default="gradcam,gradcam++,smoothgradcam++,scorecam",
+                   help="comma-separated: gradcam, gradcam++, smoothgradcam++, scorecam (default: all four)")
+    p.add_argument("--n", type=_positive, default=8, help="digits shown in the figures (default 8)")
+    p.add_argument("--layer", help="layer to explain (default: conv2, the CNN's last convolution)")
+    p.add_argument("--energy-samples", type=int, default=200,
+                   help="test digits used for the stroke-energy share (default 200; 0 skips it)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
+
+    p = sub.add_parser("export", help="export a .keras model as a TensorFlow SavedModel",
+                       description="Export a trained .keras model as a TensorFlow SavedModel folder.")
+    p.add_argument("--model", required=True, metavar="FILE", help="a .keras model")
+    p.add_argument("--out", required=True, metavar="DIR", help="SavedModel folder to write (replaced if it is one)")
+
+    p = sub.add_parser("demo", help="offline demo: train on synthetic digits and draw the Grad-CAM figures",
+                       description=f"Generate {DEMO_SAMPLES} synthetic digits, train the CNN for {DEMO_EPOCHS} "
+                                   "epochs (test set: held-out fonts), then write the Grad-CAM triplets and the "
+                                   "method grid. A few minutes on a laptop CPU.")
+    p.add_argument("--epochs", type=_positive, default=DEMO_EPOCHS, help=f"training epochs (default {DEMO_EPOCHS})")
+    p.add_argument("--max-samples", type=_positive, default=DEMO_SAMPLES, metavar="N",
+                   help=f"synthetic digits to generate (default {DEMO_SAMPLES})")
+    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
+    return ap
+
+
+def _import_tensorflow_quietly() -> None:
+    """Import TensorFlow (and probe devices) with the C++ start-up chatter on stderr silenced.
+
+    TF prints absl INFO lines before its logging is configured, which TF_CPP_MIN_LOG_LEVEL cannot
+    stop; they would bury the one-line messages of this command line. Python errors still surface.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()
+            import cams  # noqa: F401  (keras, matplotlib)
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _parse_methods(text: str) -> list[str]:
+    from .explain_names import parse_methods
+
+    return parse_methods(text)
+
+
+def _check_model_file(path: str) -> None:
+    if not Path(path).is_file():
+        raise BengaliXAIError(f"{path}: no such model file; train one with `bengali-xai train --out DIR` (DIR/model.keras)")
+
+
+def _load(args: argparse.Namespace):
+    from .data import load_data
+
+    print(f"loading {args.data} data ...", flush=True)
+    return load_data(args.data, args.data_dir, max_samples=args.max_samples, seed=args.seed)
+
+
+def _print_files(files: dict) -> None:
+    for key, path in files.items():
+        print(f"  {key:24s} {path}")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    data = _load(args)
+    _import_tensorflow_quietly()
+    from .train import train_cnn
+
+    r = train_cnn(data, args.out, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+                  mixed_precision=args.mixed_precision)
+    print("wrote:")
+    _print_files(r["files"])
+
+
+def cmd_baselines(args: argparse.Namespace) -> None:
+    data = _load(args)
+    _import_tensorflow_quietly()
+    from .baselines import run_baselines
+
+    only = [c.strip() for c in args.classifiers.split(",") if c.strip()] if args.classifiers else None
+    run_baselines(data, args.out, seed=args.seed, only=only, slow_max_train=args.slow_max_train)
+
+
+def cmd_explain(args: argparse.Namespace) -> None:
+    methods = _parse_methods(args.methods)  # fail before loading anything
+    _check_model_file(args.model)
+    data = _load(args)
+    _import_tensorflow_quietly()
+    from .explain import explain, load_model
+
+    model = load_model(args.model)
+    r = explain(model, data, methods, args.out, n=args.n, layer=args.layer, seed=args.seed,
+                energy_samples=args.energy_samples)
+    print("wrote:")
+    _print_files(r["files"])
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    _check_model_file(args.model)
+    _import_tensorflow_quietly()
+    from .export import export_savedmodel
+
+    print(f"wrote SavedModel {export_savedmodel(args.model, args.out)}")
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    _import_tensorflow_quietly()
+    from .explain import explain
+    from .synthetic import make_synthetic
+    from .train import train_cnn
+
+    t0 = time.time()
+    print(f"generating {args.max_samples} synthetic digits ...", flush=True)
+    data = make_synthetic(args.max_samples, seed=args.seed, progress=True)
+    r = train_cnn(data, args.out, epochs=args.epochs, batch_size=250, seed=args.seed)
+    e = explain(r["model"], data, ["gradcam", "gradcam++", "smoothgradcam++", "scorecam"], args.out, n=8,
+                seed=args.seed)
+    g = e["energy"]["gradcam"]
+    print(f"\nheld-out-font test accuracy {r['test_accuracy']:.4f} (test loss {r['test_loss']:.4f}); "
+          f"Grad-CAM energy on strokes {g['energy_on_strokes']:.3f} (strokes cover {g['mask_area']:.3f}); "
+          f"{time.time() - t0:.0f} s in all")
+    print("wrote:")
+    _print_files({**r["files"], **e["files"]})
+
+
+COMMANDS = {"train": cmd_train, "baselines": cmd_baselines, "explain": cmd_explain, "export": cmd_export,
+            "demo": cmd_demo}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `bengali-xai`; expected errors print one line on stderr and return 1."""
+    args = build_parser().parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except BengaliXAIError as err:
+        print(f"bengali-xai {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    except (OSError, MemoryError) as err:
+        print(f"bengali-xai {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"bengali-xai {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # an unexpected failure: still one line, the traceback on request
+        if os.environ.get("BENGALI_XAI_DEBUG"):
+            raise
+        msg = str(err).strip().splitlines()[0][:300] if str(err).strip() else ""
+        print(f"bengali-xai {args.command}: error: {type(err).__name__}: {msg} "
+              "(set BENGALI_XAI_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
