@@ -32,14 +32,24 @@ SPLITS = ("train", "val", "test")
 
 
 def plant_face(target: np.ndarray, target_face: FaceRegion, donor: np.ndarray, donor_face: FaceRegion,
-               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Plant the donor's face region into the target with seamless blending -> (fake, mask 0/255)."""
+               rng: np.random.Generator, resample: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Plant the donor's face region into the target with seamless blending -> (fake, mask 0/255).
+
+    The donor is aligned to the target face by a similarity transform and passed through
+    `resample` x its resolution (default: random in [0.35, 0.75]; 1 = none), the typical trace of a
+    face swap; Poisson blending then hides the seam and matches the colours."""
     h, w = target.shape[:2]
     # similarity transform that takes the donor face ellipse onto the target face ellipse
     scale = float(np.sqrt((target_face.ax * target_face.ay) / (donor_face.ax * donor_face.ay)))
     m = cv2.getRotationMatrix2D((donor_face.cx, donor_face.cy), donor_face.angle - target_face.angle, scale)
     m[:, 2] += (target_face.cx - donor_face.cx, target_face.cy - donor_face.cy)
     warped = cv2.warpAffine(donor, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+    if resample is None:
+        resample = rng.uniform(0.35, 0.75)
+    if resample < 1.0:  # the planted face passes through a lower resolution, as a face-swap output does
+        small = cv2.resize(warped, (max(4, int(w * resample)), max(4, int(h * resample))),
+                           interpolation=cv2.INTER_AREA)
+        warped = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
     shrink = rng.uniform(0.9, 1.05)
     region = FaceRegion(target_face.cx, target_face.cy, target_face.ax * shrink, target_face.ay * shrink,
                         target_face.angle)
