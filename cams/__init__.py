@@ -21,6 +21,8 @@ _EXPORTS = {
     "ScoreCAM": "perturbation_cams",
     "RISE": "perturbation_cams",
     "Saliency": "saliency",
+    "FeatureCAM": "feature_cam",
+    "LCAM": "lcam",
     "resolve_layer": "model_graph",
     "conv_layer_names": "model_graph",
 }

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 
-def _load_model(path: str):
+def load_model(path: str):
     import keras
 
     p = Path(path)
@@ -22,7 +22,7 @@ def _load_model(path: str):
 def cmd_layers(args) -> int:
     import cams
 
-    model = _load_model(args.model)
+    model = load_model(args.model)
     names = cams.conv_layer_names(model)
     default = cams.resolve_layer(model).name if names else None
     for name in names:
@@ -41,7 +41,7 @@ def cmd_explain(args) -> int:
     unknown = [m for m in methods if m not in cams.METHOD_NAMES]
     if unknown:
         raise ValueError(f"unknown method {unknown[0]!r}; choose from {', '.join(cams.METHOD_NAMES)}")
-    model = _load_model(args.model)
+    model = load_model(args.model)
     _, h, w, c = cams.model_graph.input_shape(model)
     if h is None or w is None:
         if args.size is None:
@@ -69,7 +69,14 @@ def cmd_explain(args) -> int:
     return 0
 
 
+#: modules that add their own subcommands: each defines `register(subparsers)`, must not import
+#: TensorFlow at module level, and sets `func(args) -> int` on its parsers (ValueError = user error)
+COMMAND_MODULES = ("cams.cli_feature_cam", "cams.cli_lcam")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    import importlib
+
     ap = argparse.ArgumentParser(prog="cams", description="Class activation maps for saved Keras models.")
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("layers", help="list the layers a CAM can use (4-D outputs), nested models included")
@@ -87,6 +94,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="explain at most this many images")
     p.add_argument("--grid-rows", type=int, default=8, help="images shown in grid.png (default 8)")
     p.set_defaults(func=cmd_explain)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as err:
+            if err.name != name:
+                raise
+            continue
+        module.register(sub)
     return ap
 
 
