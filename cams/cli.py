@@ -37,11 +37,8 @@ def cmd_explain(args) -> int:
     import cams
     from cams.images import list_images, load_images
 
-    methods = [m.strip().lower() for m in args.methods.split(",") if m.strip()]
-    unknown = [m for m in methods if m not in cams.METHOD_NAMES]
-    if unknown:
-        raise ValueError(f"unknown method {unknown[0]!r}; choose from {', '.join(cams.METHOD_NAMES)}")
     model = load_model(args.model)
+    explainers = _explainers(model, args.methods, args.layer)
     _, h, w, c = cams.model_graph.input_shape(model)
     if h is None or w is None:
         if args.size is None:
@@ -55,15 +52,13 @@ def cmd_explain(args) -> int:
         raise ValueError("none of the images could be read")
     out = Path(args.out)
     maps = {}
-    for name in tqdm(methods, desc="methods", unit="method"):
-        cls = cams.METHODS[name]
-        explainer = cls(model) if name in ("rise", "saliency") else cls(model, layer=args.layer)
+    for name, explainer in tqdm(explainers.items(), desc="methods", unit="method"):
         maps[name] = np.concatenate([explainer(x[s : s + args.batch_size]) for s in range(0, len(x), args.batch_size)])
     probs = cams.metrics.probabilities(model, x)
     labels = [f"{p.name}: class {int(k)} ({100 * probs[i, k]:.0f}%)" for i, (p, k) in enumerate(zip(kept, probs.argmax(1)))]
     grid = cams.viz.save_grid(x[: args.grid_rows], {m: v[: args.grid_rows] for m, v in maps.items()}, out / "grid.png", row_labels=labels[: args.grid_rows])
     npz = cams.files.save_npz(out / "maps.npz", files=np.array([str(p) for p in kept]), predicted=probs.argmax(1), **{m.replace("+", "p"): v for m, v in maps.items()})
-    print(f"explained {len(x)} images with {', '.join(methods)}")
+    print(f"explained {len(x)} images with {', '.join(maps)}")
     print(f"grid:  {grid}")
     print(f"maps:  {npz}")
     return 0
@@ -72,6 +67,39 @@ def cmd_explain(args) -> int:
 #: modules that add their own subcommands: each defines `register(subparsers)`, must not import
 #: TensorFlow at module level, and sets `func(args) -> int` on its parsers (ValueError = user error)
 COMMAND_MODULES = ("cams.cli_feature_cam", "cams.cli_lcam")
+
+
+def _explainers(model, methods: str, layer):
+    import cams
+
+    names = [m.strip().lower() for m in methods.split(",") if m.strip()]
+    unknown = [m for m in names if m not in cams.METHOD_NAMES]
+    if unknown or not names:
+        raise ValueError(f"unknown method {(unknown or [methods])[0]!r}; choose from {', '.join(cams.METHOD_NAMES)}")
+    out = {}
+    for name in names:
+        cls = cams.METHODS[name]
+        out[name] = cls(model) if name in ("rise", "saliency") else cls(model, layer=layer)
+    return out
+
+
+def cmd_explain_folder(args) -> int:
+    from .batch_explain import explain_folder
+
+    model = load_model(args.model)
+    report = explain_folder(
+        model, args.images, args.out, _explainers(model, args.methods, args.layer),
+        size=tuple(args.size) if args.size else None, scale=args.scale, batch_size=args.batch_size,
+        overlays=not args.no_overlays,
+    )
+    for path, why in report.skipped:
+        print(f"skipped {path}: {why}", file=sys.stderr)
+    print(f"{report.total} images: {report.done_before} already done, {report.explained} explained now, "
+          f"{len(report.skipped)} unreadable")
+    print(f"maps:     {report.out / 'maps'}")
+    if not args.no_overlays:
+        print(f"overlays: {report.out / 'overlays'}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,6 +122,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="explain at most this many images")
     p.add_argument("--grid-rows", type=int, default=8, help="images shown in grid.png (default 8)")
     p.set_defaults(func=cmd_explain)
+    p = sub.add_parser(
+        "explain-folder",
+        help="explain a large folder image by image (streamed, resumable): one .npz and PNG overlays per image",
+        description="Streams every image under --images through the model and writes OUT/maps/<path>.npz "
+        "(one map per method, predicted class, probability) and OUT/overlays/<path>.<method>.png. "
+        "Images whose .npz exists are skipped, so rerunning after an interruption resumes.",
+    )
+    p.add_argument("--model", required=True, help="path to a .keras model")
+    p.add_argument("--images", required=True, nargs="+", help="image files and/or folders (searched recursively)")
+    p.add_argument("--methods", default="gradcam", help="comma list of: gradcam, gradcam++, smoothgradcam++, scorecam, rise, saliency (default: gradcam)")
+    p.add_argument("--layer", default=None, help="feature layer name (default: the last layer with a 4-D output)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--scale", type=float, default=1 / 255.0, help="multiply pixel values by this before the model (default 1/255)")
+    p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), default=None, help="resize to H W (only if the model accepts any size)")
+    p.add_argument("--batch-size", type=int, default=16, help="images per batch (default 16)")
+    p.add_argument("--no-overlays", action="store_true", help="write only the .npz maps")
+    p.set_defaults(func=cmd_explain_folder)
     for name in COMMAND_MODULES:
         try:
             module = importlib.import_module(name)

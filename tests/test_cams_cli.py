@@ -56,3 +56,33 @@ def test_errors_are_one_readable_line(saved, capsys, argv, message):
     assert "Traceback" not in err
     last = err.strip().splitlines()[-1]
     assert message in last and last.startswith("cams explain: error:")
+
+
+def test_explain_folder_streams_resumes_and_skips_broken_files(saved, tmp_path, capsys):
+    src = tmp_path / "src"
+    (src / "a").mkdir(parents=True)
+    (src / "b").mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(5):
+        Image.fromarray(rng.integers(0, 255, (24, 24, 3), dtype=np.uint8)).save(src / ("a" if i < 3 else "b") / f"{i}.png")
+    (src / "b" / "bad.jpg").write_bytes(b"\x00garbage")
+    out = tmp_path / "out"
+    argv = ["explain-folder", "--model", str(saved / "m.keras"), "--images", str(src),
+            "--methods", "gradcam,gradcam++", "--batch-size", "2", "--out", str(out)]
+    assert main(argv) == 0
+    first = capsys.readouterr()
+    assert "6 images: 0 already done, 5 explained now, 1 unreadable" in first.out
+    assert "bad.jpg" in first.err
+    npzs = sorted(p.relative_to(out / "maps").as_posix() for p in (out / "maps").rglob("*.npz"))
+    assert npzs == ["a/0.png.npz", "a/1.png.npz", "a/2.png.npz", "b/3.png.npz", "b/4.png.npz"]
+    data = np.load(out / "maps" / "a" / "1.png.npz")
+    assert data["gradcam"].shape == (24, 24) and data["gradcampp"].shape == (24, 24)
+    assert 0 <= int(data["predicted"]) < 4 and 0 < float(data["probability"]) <= 1
+    assert (out / "overlays" / "b" / "4.png.gradcam++.png").exists()
+    # an interrupted run: one image's result is missing; the rerun only explains that one
+    (out / "maps" / "b" / "3.png.npz").unlink()
+    before = (out / "maps" / "a" / "0.png.npz").stat().st_mtime_ns
+    assert main(argv) == 0
+    assert "6 images: 4 already done, 1 explained now, 1 unreadable" in capsys.readouterr().out
+    assert (out / "maps" / "b" / "3.png.npz").exists()
+    assert (out / "maps" / "a" / "0.png.npz").stat().st_mtime_ns == before
