@@ -1,0 +1,112 @@
+"""`cams feature-cam`: Feature CAM figures and the paper's two tables for a saved model and images.
+
+Writes into --out: right_classification.md (the paper's Table 2), confidence.md (Table 3),
+scores.json (the same numbers), stages.png (Fig. 3: image, saliency map, mask, explanation map)
+and top5_grid.png (Fig. 1/5: the base CAMs, the edge map and the combinations). No TensorFlow is
+imported at module level (the `cams --help` rule).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+
+def _comma_list(text: str, choices, what: str):
+    items = [t.strip().lower() for t in text.split(",") if t.strip()]
+    if not items:
+        raise ValueError(f"--{what} is empty; choose from {', '.join(choices)}")
+    for t in items:
+        if t not in choices:
+            raise ValueError(f"unknown {what} {t!r}; choose from {', '.join(choices)}")
+    return list(dict.fromkeys(items))
+
+
+def _progress(args, text: str) -> None:
+    if not args.quiet:
+        print(text, file=sys.stderr, flush=True)
+
+
+def cmd_feature_cam(args) -> int:
+    import cams
+    from cams import feature_cam as fcm
+    from cams import feature_cam_eval as fce
+    from cams.cli import load_model
+    from cams.edges import edge_maps
+    from cams.images import list_images, load_images
+
+    bases = _comma_list(args.base, tuple(fcm.BASES), "base")
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit must be >= 1, got {args.limit}")
+    if args.rows < 1:
+        raise ValueError(f"--rows must be >= 1, got {args.rows}")
+    if not 0 <= args.percentile < 100:
+        raise ValueError(f"--percentile must be in [0, 100), got {args.percentile}")
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.k < 0:
+        raise ValueError(f"--k must be >= 0, got {args.k}")
+    combinations = fcm.ALL_COMBINATIONS if args.all_combinations else fcm.TOP_FIVE
+    model = load_model(args.model)
+    _, h, w, c = cams.model_graph.input_shape(model)
+    if h is None or w is None:
+        if args.size is None:
+            raise ValueError("the model accepts any image size: pass --size H W")
+        h, w = args.size
+    paths = list_images(args.images)[: args.limit]
+    x, kept, skipped = load_images(paths, (h, w), c, scale=args.scale)
+    for p, why in skipped:
+        print(f"skipped {p}: {why}", file=sys.stderr)
+    if not len(x):
+        raise ValueError("none of the images could be read")
+    if args.layer is not None:
+        cams.resolve_layer(model, args.layer)  # a bad name fails here, before the edge detector runs
+    _progress(args, f"{len(x)} images: {args.edges} edge maps ...")
+    f = edge_maps(x, args.edges)
+    _progress(args, f"base CAMs ({', '.join(bases)}), Feature CAM and explanation maps ...")
+    ev = fce.evaluate(model, x, bases=bases, edges=args.edges, edge_maps=f, layer=args.layer,
+                      combinations=combinations, percentile=args.percentile, k=args.k,
+                      batch_size=args.batch_size, seed=args.seed)
+    out = Path(args.out)
+    t2, t3 = fce.right_classification_table(ev), fce.confidence_table(ev)
+    written = {
+        "table 2": cams.files.write_text(out / "right_classification.md", t2),
+        "table 3": cams.files.write_text(out / "confidence.md", t3),
+        "scores": cams.files.write_json(out / "scores.json", {**ev.to_dict(), "model": str(args.model), "files": [str(p) for p in kept]}),
+    }
+    figure_base = "gradcam++" if "gradcam++" in bases else bases[0]
+    figs = fce.save_figures(ev, x, out, rows=args.rows, figure_base=figure_base)
+    written["Fig. 3 stages"], written["Fig. 1/5 grid"] = figs["stages"], figs["grid"]
+    print(t2)
+    print(t3)
+    for name, path in written.items():
+        print(f"{name + ':':16s}{path}")
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "feature-cam",
+        help="Feature CAM (HED edges + Grad-CAM family): figures and the paper's two tables",
+        description="Feature CAM on a saved Keras model and a folder of images: explanation maps "
+        "(80th-percentile mask), right classification %% and average confidence tables (Markdown) "
+        "for each base CAM and the paper's top five combinations, and the Fig. 3 / Fig. 1 figures.",
+    )
+    p.add_argument("--model", required=True, help="path to a .keras model")
+    p.add_argument("--images", required=True, nargs="+", help="image files and/or folders (searched recursively)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--base", default="gradcam,gradcam++,smoothgradcam++",
+                   help="comma list of base CAMs: gradcam, gradcam++, smoothgradcam++ (default: all three)")
+    p.add_argument("--edges", choices=("hed", "canny"), default="hed", help="edge detector (default hed)")
+    p.add_argument("--all-combinations", action="store_true",
+                   help="tables and grid with all nine combinations instead of the paper's top five")
+    p.add_argument("--layer", default=None, help="feature layer of the base CAMs (default: the last 4-D layer)")
+    p.add_argument("--k", type=float, default=0.25, help="weight of the edge image in the add experiment (default 0.25)")
+    p.add_argument("--percentile", type=float, default=80, help="explanation-map mask threshold percentile (default 80)")
+    p.add_argument("--scale", type=float, default=1 / 255.0, help="multiply pixel values by this before the model (default 1/255)")
+    p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), default=None, help="resize images to H W (only if the model accepts any size)")
+    p.add_argument("--batch-size", type=int, default=32, help="images per batch (default 32)")
+    p.add_argument("--limit", type=int, default=None, help="use at most this many images (sorted by path)")
+    p.add_argument("--rows", type=int, default=4, help="images shown in the figures (default 4)")
+    p.add_argument("--seed", type=int, default=0, help="seed of Smooth Grad-CAM++'s noise (default 0)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
+    p.set_defaults(func=cmd_feature_cam)
