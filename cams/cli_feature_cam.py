@@ -27,6 +27,8 @@ def _progress(args, text: str) -> None:
 
 
 def cmd_feature_cam(args) -> int:
+    import numpy as np
+
     import cams
     from cams import feature_cam as fcm
     from cams import feature_cam_eval as fce
@@ -54,6 +56,7 @@ def cmd_feature_cam(args) -> int:
         h, w = args.size
     paths = list_images(args.images)[: args.limit]
     x, kept, skipped = load_images(paths, (h, w), c, scale=args.scale)
+    x = x + np.float32(args.offset)
     for p, why in skipped:
         print(f"skipped {p}: {why}", file=sys.stderr)
     if not len(x):
@@ -103,6 +106,8 @@ def register(subparsers) -> None:
     p.add_argument("--k", type=float, default=0.25, help="weight of the edge image in the add experiment (default 0.25)")
     p.add_argument("--percentile", type=float, default=80, help="explanation-map mask threshold percentile (default 80)")
     p.add_argument("--scale", type=float, default=1 / 255.0, help="multiply pixel values by this before the model (default 1/255)")
+    p.add_argument("--offset", type=float, default=0.0,
+                   help="add this after --scale (e.g. --scale 0.0078431 --offset -1 for models that take [-1, 1])")
     p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), default=None, help="resize images to H W (only if the model accepts any size)")
     p.add_argument("--batch-size", type=int, default=32, help="images per batch (default 32)")
     p.add_argument("--limit", type=int, default=None, help="use at most this many images (sorted by path)")

@@ -199,13 +199,14 @@ class FeatureCAM:
         self.base_explainer = getattr(gradient_cams, BASES[base])(model, layer=layer, **dict(base_options or {}))
         self.model = model
         self.layer = self.base_explainer.layer
+        self.input_shape = self.base_explainer.input_shape
 
     def edge_maps(self, images) -> np.ndarray:
         """Edge maps F (N, H, W) in [0, 1] with this explainer's edge detector."""
         return _edges.edge_maps(images, self.edges_name)
 
     def _inputs(self, images, targets, edges):
-        x = check_images(images, self.base_explainer.input_shape)
+        x = check_images(images, self.input_shape)
         base = self.base_explainer(x, targets)
         if edges is None:
             edges = self.edge_maps(x)
