@@ -139,6 +139,21 @@ class FitResult:
     extra: dict = field(default_factory=dict)
 
 
+def save_model_atomic(model: keras.Model, path: str | os.PathLike, include_optimizer: bool = True) -> Path:
+    """Save a whole model to a `.keras` file atomically.
+
+    include_optimizer=False writes an uncompiled copy (architecture + weights only): for inference
+    checkpoints this avoids storing Adam's two extra copies of every weight.
+    """
+    target = model
+    if not include_optimizer and getattr(model, "optimizer", None) is not None:
+        target = keras.models.clone_model(model)
+        target.set_weights(model.get_weights())
+    with atomic_path(path, suffix=".keras") as tmp:
+        target.save(tmp)
+    return Path(path)
+
+
 class _EpochTracker(keras.callbacks.Callback):
     def __init__(self, history, best, monitor, mode, best_path, state, fingerprint, extra, on_epoch_end, log):
         super().__init__()
@@ -160,8 +175,7 @@ class _EpochTracker(keras.callbacks.Callback):
         if value is not None and self._improved(float(value)):
             self.best.update(epoch=epoch + 1, value=float(value))
             if self.best_path is not None:
-                with atomic_path(self.best_path, suffix=".keras") as tmp:
-                    self.model.save(tmp)
+                save_model_atomic(self.model, self.best_path, include_optimizer=False)
                 if self.log:
                     self.log(f"epoch {epoch + 1}: {self.monitor} {float(value):.4f} is the best so far, "
                              f"saved {self.best_path}")
@@ -197,7 +211,7 @@ def fit_resumable(
     weights, optimizer, history, best value and `extra` are restored and training continues at the
     next epoch; a state with another fingerprint is discarded with a message. The state is removed
     when all epochs are done. best_path: a `.keras` file, written atomically whenever `monitor`
-    improves. on_epoch_end(result) runs after each epoch with the history so far (e.g. to write a
+    improves (architecture and weights, no optimizer state). on_epoch_end(result) runs after each epoch with the history so far (e.g. to write a
     JSON record). A KeyboardInterrupt propagates; calling again with the same arguments resumes.
     """
     if mode not in ("max", "min"):

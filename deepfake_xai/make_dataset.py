@@ -135,12 +135,12 @@ def generate_dataset(
 ) -> Path:
     """Write the planted-face data set to `<out_root>/<name>` and return that folder.
 
-    counts: total images per split (default train 600, val 150, test 150), `fake_fraction` of them
+    counts: total images per split (default train 1200, val 200, test 200), `fake_fraction` of them
     fakes. real_images: a folder of photos to take faces from (face_box "haar" finds them with
     OpenCV's Haar cascade, "center" assumes aligned face crops) instead of procedural faces. Split
     sources never overlap: with real_images the photos themselves are divided between the splits.
     """
-    counts = dict(counts or {"train": 600, "val": 150, "test": 150})
+    counts = dict(counts or {"train": 1200, "val": 200, "test": 200})
     if set(counts) != set(SPLITS) or any(int(v) < 2 for v in counts.values()):
         raise ValueError(f"counts must give at least 2 images for each of {SPLITS}, got {counts}")
     if not 0.0 < fake_fraction < 1.0:

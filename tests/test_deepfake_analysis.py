@@ -135,3 +135,23 @@ def test_localization_needs_masks_and_missing_checkpoint_is_clear(trained, tmp_p
                "-cpp", str(tmp_path / "missing.keras")])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and str(tmp_path / "missing.keras") in err[0]
+
+
+def test_grad_cam_on_xception_finds_the_last_conv_in_the_nested_base(trained, tmp_path, capsys):
+    import cams
+    from cams.training import save_model_atomic
+    from deepfake_xai.models import xception_based
+
+    base, _ = trained
+    ckpt = save_model_atomic(xception_based(71, weights=None), tmp_path / "x.keras")
+    rc = main(["grad_cam_analysis", "-m", "XceptionBased", "-cpp", str(ckpt), "-d", "fakes_dataset",
+               "--data-root", str(base / "data"), "--out-dir", str(tmp_path / "out"), "--seed", "0"])
+    assert rc == 0, capsys.readouterr().err
+    assert "Xception's last conv" in capsys.readouterr().out
+    for name in ("real", "fake"):
+        assert _is_png(tmp_path / "out" / "figures" / f"fakes_dataset_XceptionBased_grad_cam_{name}.png")
+    model = open_analysis("XceptionBased", "fakes_dataset", ckpt, base / "data", tmp_path / "o2",
+                          log=lambda s: None).model
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 71, 71, 3)).astype(np.float32)
+    maps = cams.GradCAM(model)(x, targets=[0, 1])
+    assert maps.shape == (2, 71, 71) and maps.min() >= 0 and maps.max() <= 1

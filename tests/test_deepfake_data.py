@@ -153,3 +153,27 @@ def test_haar_detector_missing_names_the_fix(monkeypatch):
     monkeypatch.delattr(cv2, "CascadeClassifier", raising=False)
     with pytest.raises(FaceDetectorUnavailable, match="opencv-python-headless<5"):
         haar_face_detector()
+
+
+def test_make_dataset_from_a_folder_of_photos(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(5)
+    for i in range(7):
+        img, _ = draw_face(rng, 96)
+        cv2.imwrite(str(photos / f"person{i}.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    (photos / "notes.txt").write_text("not a photo")
+    logs = []
+    dest = generate_dataset(tmp_path / "data", "mine", 64, {"train": 6, "val": 3, "test": 3}, real_images=photos,
+                            face_box="center", progress=False, log=logs.append)
+    assert any("notes.txt" in m for m in logs)
+    assert json.loads((dest / "dataset.json").read_text())["real_source"] == str(photos)
+    assert ddata.summarize(dest)["train"] == {"real": 4, "fake": 2, "total": 6, "fake_percent": pytest.approx(100 / 3),
+                                              "fake_to_real": "1:2", "skipped": 0}
+    few = tmp_path / "few"
+    few.mkdir()
+    for p in sorted(photos.glob("*.png"))[:5]:
+        (few / p.name).write_bytes(p.read_bytes())
+    with pytest.raises(ValueError, match="need at least 6"):
+        generate_dataset(tmp_path / "data", "few", 64, real_images=few, face_box="center", progress=False,
+                         log=lambda s: None)
