@@ -113,13 +113,15 @@ def cmd_eval(args) -> int:
         scorecam_max_channels=args.scorecam_max_channels, batch_size=args.batch_size, seed=args.seed,
         verbose=not args.quiet,
     )
+    fw_ms = lcam_eval.forward_ms(model, x, args.batch_size)
     title = (f"Table 1 for {Path(args.model).name} on {len(x)} images "
-             f"(RISE {args.rise_masks} masks; AD lower is better, IC higher is better)")
+             f"(RISE {args.rise_masks} masks; AD lower is better, IC higher is better; "
+             f"one compiled forward pass of the classifier: {fw_ms:.2f} ms/image)")
     table = lcam_eval.markdown(rows)
     out = Path(args.out)
     md = write_text(out / "table1.md", f"{title}\n\n{table}")
     js = write_json(out / "table1.json", {"model": str(args.model), "images": len(x), "rise_masks": args.rise_masks,
-                                          "lcam": files, "rows": rows})
+                                          "lcam": files, "forward_ms_per_image": fw_ms, "rows": rows})
     npz = save_npz(out / "maps.npz", files=np.array([str(p) for p in kept]),
                    **{name.replace("*", "_ce").replace("+", "p").replace("-", "_"): m for name, m in maps.items()})
     n = min(args.grid_rows, len(x))

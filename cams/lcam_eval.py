@@ -101,6 +101,18 @@ def table1(
     return rows, all_maps
 
 
+def forward_ms(model, images, batch_size: int = 16) -> float:
+    """ms per image of one compiled forward pass of the classifier (the reference for L-CAM's
+    "one forward pass" claim and DESIGN 4b's 1.2x target), timed like the explainers."""
+    import tensorflow as tf
+
+    from . import model_graph
+
+    fn = model_graph.logits_function(model)
+    x = np.asarray(images, np.float32)
+    return _timed(lambda b: fn(tf.constant(b)).numpy(), x, int(batch_size))[1]
+
+
 def markdown(rows: Sequence[Dict]) -> str:
     """The rows as a Markdown table in the paper's column order (+ ms/image)."""
     head = ["Method", *COLUMNS, "#FW", "ms/image"]

@@ -48,7 +48,7 @@ def test_train_then_eval_writes_table1(saved, capsys):
     lines = [ln for ln in table.splitlines() if ln.startswith("| ")]
     assert [ln.split(" | ")[0][2:] for ln in lines[1:]] == [
         "Grad-CAM", "Grad-CAM++", "Score-CAM", "RISE", "L-CAM-Img", "L-CAM-Fm*"]
-    assert "on 10 images (RISE 16 masks" in table and table.split("\n\n", 1)[1] in captured.out
+    assert "on 10 images (RISE 16 masks" in table and "forward pass of the classifier" in table and table.split("\n\n", 1)[1] in captured.out
     rows = json.loads((root / "eval" / "table1.json").read_text())["rows"]
     fw = {r["method"]: r["#FW"] for r in rows}
     assert fw == {"Grad-CAM": 1, "Grad-CAM++": 1, "Score-CAM": 7, "RISE": 17, "L-CAM-Img": 1, "L-CAM-Fm*": 1}
