@@ -8,10 +8,8 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from .data import DATASETS  # noqa: E402
-from .errors import BengaliXAIError  # noqa: E402
+from .data import DATASETS
+from .errors import BengaliXAIError
 
 DEMO_SAMPLES = 20000
 DEMO_EPOCHS = 6
@@ -103,26 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _import_tensorflow_quietly() -> None:
-    """Import TensorFlow (and probe devices) with the C++ start-up chatter on stderr silenced.
+    """Import TensorFlow without its C++ start-up chatter (cams.quiet), so errors stay one line."""
+    from cams.quiet import import_tensorflow_quietly
 
-    TF prints absl INFO lines before its logging is configured, which TF_CPP_MIN_LOG_LEVEL cannot
-    stop; they would bury the one-line messages of this command line. Python errors still surface.
-    """
-    if "tensorflow" in sys.modules:
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-            import tensorflow as tf
-
-            tf.config.list_physical_devices()
-            import cams  # noqa: F401  (keras, matplotlib)
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
+    import_tensorflow_quietly()
 
 
 def _parse_methods(text: str) -> list[str]:
@@ -140,7 +122,8 @@ def _load(args: argparse.Namespace):
     from .data import load_data
 
     print(f"loading {args.data} data ...", flush=True)
-    return load_data(args.data, args.data_dir, max_samples=args.max_samples, seed=args.seed)
+    extra = {"progress": True} if args.data == "synthetic" else {}
+    return load_data(args.data, args.data_dir, max_samples=args.max_samples, seed=args.seed, **extra)
 
 
 def _print_files(files: dict) -> None:
