@@ -147,7 +147,8 @@ def save_model_atomic(model: keras.Model, path: str | os.PathLike, include_optim
     """
     target = model
     if not include_optimizer and getattr(model, "optimizer", None) is not None:
-        target = keras.models.clone_model(model)
+        # clone_model would carry the compile state over; a model rebuilt from its config does not
+        target = model.__class__.from_config(model.get_config())
         target.set_weights(model.get_weights())
     with atomic_path(path, suffix=".keras") as tmp:
         target.save(tmp)
