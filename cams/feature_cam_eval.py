@@ -35,6 +35,7 @@ from .feature_cam import (
     FeatureCAM,
     FeatureCAMResult,
     combination_name,
+    normalise,
 )
 from .inputs import check_images
 
@@ -189,7 +190,7 @@ def save_stages(
         m = np.asarray(maps[name][i], np.float32)
         thr = np.percentile(m, percentile)
         axes[r, 0].imshow(to_uint8_rgb(x[i]))
-        axes[r, 0].set_ylabel(f"{i}: {name}", fontsize=8)
+        axes[r, 0].set_ylabel(name, fontsize=8)
         axes[r, 1].imshow(heatmap(m, colormap=colormap))
         axes[r, 2].imshow(m >= thr, cmap="gray", vmin=0, vmax=1)
         axes[r, 3].imshow(to_uint8_rgb(explained[name][i]))
@@ -209,7 +210,8 @@ def save_heatmap_grid(
     cell_size: float = 2.0,
 ) -> Path:
     """The paper's Fig. 1/5: input | one coloured map per method (no overlay, so the edge detail
-    Feature CAM adds stays visible)."""
+    Feature CAM adds stays visible). Colours span each map's own min..max (the products of the
+    multiply/complement experiments are often dim), which changes no map's ranking of pixels."""
     from .files import save_figure
     from .viz import heatmap, to_uint8_rgb  # sets the headless backend before pyplot loads
 
@@ -226,7 +228,7 @@ def save_heatmap_grid(
         if row_labels is not None:
             axes[i, 0].set_ylabel(str(row_labels[i]), fontsize=8)
         for j, (name, m) in enumerate(maps.items(), start=1):
-            axes[i, j].imshow(heatmap(m[i], colormap=colormap))
+            axes[i, j].imshow(heatmap(normalise(np.asarray(m[i:i + 1], np.float32))[0], colormap=colormap))
             if i == 0:
                 axes[i, j].set_title(name, fontsize=8)
     axes[0, 0].set_title("input", fontsize=8)
@@ -239,21 +241,25 @@ def save_figures(ev: FeatureCAMEvaluation, images, out: str | os.PathLike, rows:
     """Write stages.png (Fig. 3: base CAM and add·blend21, `rows` images) and
     top5_grid.png (Fig. 1/5: the base CAMs and the top combinations on `figure_base`)."""
     out = Path(out)
+    if rows < 1:
+        raise ValueError(f"rows must be >= 1, got {rows}")
     if figure_base is None:
         figure_base = "gradcam++" if "gradcam++" in ev.results else next(iter(ev.results))
     res = ev.results[figure_base]
-    x = np.asarray(images)[:rows]
+    # rows spread evenly over the image set (folders are sorted, so e.g. both classes show)
+    pick = np.unique(np.linspace(0, ev.n_images - 1, min(rows, ev.n_images)).round().astype(int))
+    x = np.asarray(images)[pick]
     title = BASE_TITLES[figure_base]
     # the paper's best combination (add x input 2) unless it was not evaluated
     first = ("blend21", "add") if ("blend21", "add") in ev.combinations else (ev.combinations[0] if ev.combinations else None)
-    stage_maps = {title: res.base[:rows]}
+    stage_maps = {title: res.base[pick]}
     if first is not None:
-        stage_maps[f"FC {combination_name(*first)}"] = res[first][:rows]
-    grid_maps = {BASE_TITLES[b]: r.base[:rows] for b, r in ev.results.items()}
-    grid_maps["edges"] = res.edges[:rows]
+        stage_maps[f"FC {combination_name(*first)}"] = res[first][pick]
+    grid_maps = {BASE_TITLES[b]: r.base[pick] for b, r in ev.results.items()}
+    grid_maps["edges"] = res.edges[pick]
     for v, e in ev.combinations:
-        grid_maps[f"FC {combination_name(v, e)}"] = res[(v, e)][:rows]
-    labels = [f"class {int(c)}" for c in ev.predicted[:rows]] if ev.predicted is not None else None
+        grid_maps[f"FC {combination_name(v, e)}"] = res[(v, e)][pick]
+    labels = [f"#{int(i)}: class {int(ev.predicted[i])}" for i in pick] if ev.predicted is not None else None
     return {
         "stages": save_stages(x, stage_maps, out / "stages.png", ev.percentile),
         "grid": save_heatmap_grid(x, grid_maps, out / "top5_grid.png", row_labels=labels),
