@@ -66,11 +66,18 @@ def pick_examples(data: DigitData, n: int, seed: int = 0) -> np.ndarray:
 
 
 def stroke_masks(images: np.ndarray, threshold: float = STROKE_THRESHOLD, dilation: int = STROKE_DILATION) -> np.ndarray:
-    """Digit strokes (pixels brighter than `threshold`) dilated by `dilation` pixels -> bool (N, H, W)."""
+    """Digit strokes (pixels brighter than `threshold`) dilated by `dilation` pixels -> bool (N, H, W).
+
+    Images with a light background (mean of the 2-pixel border above 0.5, e.g. NumtaDB) are
+    inverted first, so the strokes are the ink either way.
+    """
     import cv2
 
     x = np.asarray(images, np.float32)
     x = x[..., 0] if x.ndim == 4 else x
+    border = np.concatenate([x[:, :2].reshape(len(x), -1), x[:, -2:].reshape(len(x), -1),
+                             x[:, :, :2].reshape(len(x), -1), x[:, :, -2:].reshape(len(x), -1)], axis=1)
+    x = np.where(border.mean(axis=1)[:, None, None] > 0.5, 1.0 - x, x)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * dilation + 1, 2 * dilation + 1))
     return np.stack([cv2.dilate((im > threshold).astype(np.uint8), kernel) > 0 for im in x])
 

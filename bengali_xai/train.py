@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from cams.files import atomic_path, write_json
-from cams.training import set_mixed_precision, set_seed
+from cams.files import write_json
+from cams.training import save_model_atomic, set_mixed_precision, set_seed
 from cams.viz import plot_history
 
 from .data import DigitData
@@ -53,9 +53,7 @@ def train_cnn(
         hist = model.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=verbose, shuffle=False)
         train_s = time.time() - t0
         test_loss, test_acc = model.evaluate(test_ds, verbose=0)
-        model_path = out / "model.keras"
-        with atomic_path(model_path, suffix=".keras") as tmp:
-            model.save(tmp)
+        model_path = save_model_atomic(model, out / "model.keras")
     finally:
         set_mixed_precision(False)
     history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}

@@ -106,6 +106,7 @@ def test_stroke_energy_definition():
     mask = stroke_masks(img, dilation=2)
     assert mask.shape == (1, 28, 28)
     assert mask[0, 10:18, 11:17].all() and not mask[0, 10:18, 17:].any() and not mask[0, :8].any()
+    np.testing.assert_array_equal(stroke_masks(1.0 - img, dilation=2), mask)  # dark ink on white
     on_stroke = mask.astype(np.float32)
     assert stroke_energy(on_stroke, img)["energy_on_strokes"] == pytest.approx(1.0)
     uniform = np.ones((1, 28, 28), np.float32)
