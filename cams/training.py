@@ -112,10 +112,11 @@ class ResumeState:
     def restore(self, model: keras.Model) -> dict:
         """Load the saved weights and optimizer variables into `model`; return the state dict."""
         state = self.read()
+        if model.optimizer is not None and not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)  # so its variables exist to be loaded
         model.load_weights(self.dir / state["weights"])
         if state.get("optimizer") and model.optimizer is not None:
             store = dict(np.load(self.dir / state["optimizer"]))
-            model.optimizer.build(model.trainable_variables)
             if len(store) != len(model.optimizer.variables):
                 raise ValueError(f"resume state {self.dir} holds {len(store)} optimizer variables, the model's "
                                  f"optimizer has {len(model.optimizer.variables)}; delete {self.dir} to start over")
@@ -249,7 +250,7 @@ def fit_resumable(
     cbs.extend(callbacks)
     if initial_epoch < epochs:
         model.fit(train_data, epochs=epochs, initial_epoch=initial_epoch, validation_data=validation_data,
-                  callbacks=cbs, verbose=verbose)
+                  callbacks=cbs, verbose=verbose, shuffle=not isinstance(train_data, tf.data.Dataset))
     if state is not None:
         state.clear()
     return FitResult(history, best.get("epoch"), best.get("value"), initial_epoch, extra_data)

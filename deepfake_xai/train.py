@@ -156,7 +156,6 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> TrainOutputs:
     with warnings.catch_warnings():
         # the pipelines skip unreadable files, so their length is unknown to Keras until epoch 1 ends
         warnings.filterwarnings("ignore", message=".*ran out of data.*")
-        warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
         result = fit_resumable(
             model, train_ds, cfg.epochs, validation_data=val_ds, extra_eval={"test": test_ds},
             state_dir=state_dir, best_path=ckpt, monitor="val_accuracy", mode="max",
