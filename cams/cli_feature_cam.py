@@ -91,7 +91,7 @@ def register(subparsers) -> None:
         "feature-cam",
         help="Feature CAM (HED edges + Grad-CAM family): figures and the paper's two tables",
         description="Feature CAM on a saved Keras model and a folder of images: explanation maps "
-        "(80th-percentile mask), right classification %% and average confidence tables (Markdown) "
+        "(80th-percentile mask), right classification % and average confidence tables (Markdown) "
         "for each base CAM and the paper's top five combinations, and the Fig. 3 / Fig. 1 figures.",
     )
     p.add_argument("--model", required=True, help="path to a .keras model")

@@ -26,6 +26,7 @@ which, so tables and figures here name each combination.
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
 
@@ -191,7 +192,7 @@ class FeatureCAM:
         self.edges_name = _check_choice("edges", edges, tuple(_edges.EDGE_METHODS))
         self.version = _check_choice("version", version, VERSIONS)
         self.experiment = _check_choice("experiment", experiment, EXPERIMENTS)
-        if isinstance(k, bool) or not isinstance(k, (int, float)) or not np.isfinite(k) or k < 0:
+        if isinstance(k, bool) or not isinstance(k, numbers.Real) or not np.isfinite(k) or k < 0:
             raise ValueError(f"k must be a finite number >= 0 (the paper uses 0.25, in [0, 0.5]), got {k!r}")
         self.k = float(k)
         from . import gradient_cams

@@ -101,6 +101,8 @@ def test_call_returns_unit_maps_built_on_the_existing_base_explainer(model):
     assert isinstance(fc.base_explainer, cams.GradCAM)
     v = 0.5 * cams_edges.grey_images(x) + 0.5 * cams_edges.canny_edges(x)
     np.testing.assert_allclose(maps, v * base, atol=1e-6)
+    # numpy scalars are numbers too
+    assert cams.FeatureCAM(model, edges="canny", k=np.float32(0.5)).k == 0.5
     # targets reach the base CAM
     np.testing.assert_allclose(fc(x, targets=2), v * cams.GradCAM(model)(x, targets=2), atol=1e-6)
 
