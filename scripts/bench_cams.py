@@ -62,7 +62,7 @@ def timed(fn, reps: int) -> float:
     return statistics.median(times)
 
 
-def bench_model(model, layer, x, targets, reps, score_channels, rise_masks):
+def bench_model(model, layer, x, targets, reps, score_channels, rise_masks, title, score_images=None):
     from tf_keras_vis.gradcam import Gradcam
     from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus
     from tf_keras_vis.saliency import Saliency as TkvSaliency
@@ -79,14 +79,15 @@ def bench_model(model, layer, x, targets, reps, score_channels, rise_masks):
     score = CategoricalScore(list(targets))
     forward = tf.function(lambda v: model(v, training=False))
     t_fwd = timed(lambda: forward(xt), reps)
-    rows = [("forward pass (compiled)", t_fwd, 1.0, None, None)]
+    print_header(title)
+    print_row("forward pass (compiled)", 1000 * t_fwd / n, 1.0, None, None)
 
-    def row(name, ours, base_cost, tkv=None, xpl=None):
+    def row(name, ours, base_cost, tkv=None, xpl=None, images=n):
+        """Time ours and the references; base_cost is the forward-pass floor for `images` images."""
         t_ours = timed(ours, reps)
         t_tkv = timed(tkv, reps) if tkv else None
         t_xpl = timed(xpl, reps) if xpl else None
-        rows.append((name, t_ours, t_ours / base_cost, t_tkv and t_tkv / t_ours, t_xpl and t_xpl / t_ours))
-        print(f"  done: {name}", file=sys.stderr, flush=True)
+        print_row(name, 1000 * t_ours / images, t_ours / base_cost, t_tkv and t_tkv / t_ours, t_xpl and t_xpl / t_ours)
 
     gc, gcpp = cams.GradCAM(model, layer), cams.GradCAMPlusPlus(model, layer)
     row("Grad-CAM", lambda: gc(x, targets), t_fwd,
@@ -101,26 +102,27 @@ def bench_model(model, layer, x, targets, reps, score_channels, rise_masks):
     row("Saliency", lambda: sal(x, targets), t_fwd,
         lambda: TkvSaliency(model, clone=False)(score, x),
         lambda: XSaliency(model, batch_size=n).explain(x, onehot))
-    k = score_channels
+    k, m = score_channels, score_images or n
     sc = cams.ScoreCAM(model, layer, batch_size=64, max_channels=k)
-    row(f"Score-CAM ({k} channels)", lambda: sc(x, targets), (k + 1) * t_fwd,
-        lambda: Scorecam(model, clone=False)(score, x, penultimate_layer=layer, max_N=k, batch_size=64))
+    xs, ts = x[:m], targets[:m]
+    row(f"Score-CAM ({k} channels, {m} images)", lambda: sc(xs, ts), (k + 1) * t_fwd * m / n,
+        lambda: Scorecam(model, clone=False)(CategoricalScore(list(ts)), xs, penultimate_layer=layer, max_N=k, batch_size=64),
+        images=m)
     if rise_masks:
         rise = cams.RISE(model, n_masks=rise_masks, batch_size=64, seed=0)
         row(f"RISE ({rise_masks} masks)", lambda: rise(x, targets), rise_masks * t_fwd,
             xpl=lambda: XRise(model, nb_samples=rise_masks, batch_size=64).explain(x, onehot))
-    return rows
 
 
-def print_table(title, rows, n):
+def print_header(title):
     print(f"\n### {title}\n")
     print("| method | ms / image | x cost floor | speed-up vs tf-keras-vis | speed-up vs xplique |")
-    print("|---|---:|---:|---:|---:|")
-    for name, t, ratio, tkv, xpl in rows:
-        fmt = lambda v: "-" if v is None else f"{v:.2f}x"  # noqa: E731
-        print(f"| {name} | {1000 * t / n:.1f} | {ratio:.2f} | {fmt(tkv)} | {fmt(xpl)} |")
-    print("\n'x cost floor' = our time / the forward passes the method needs (1 pass for gradient "
-          "methods, 9 for Smooth Grad-CAM++ with 8 samples, K+1 for Score-CAM, n_masks for RISE).")
+    print("|---|---:|---:|---:|---:|", flush=True)
+
+
+def print_row(name, ms, ratio, tkv, xpl):
+    fmt = lambda v: "-" if v is None else f"{v:.2f}x"  # noqa: E731
+    print(f"| {name} | {ms:.1f} | {ratio:.2f} | {fmt(tkv)} | {fmt(xpl)} |", flush=True)
 
 
 def main(argv=None) -> int:
@@ -136,16 +138,19 @@ def main(argv=None) -> int:
         if name == "cnn":
             model, layer, n = small_cnn(), "conv2", 32
             x = rng.random((n, 28, 28, 1), dtype=np.float32)
-            rows = bench_model(model, layer, x, rng.integers(0, 10, n), args.reps, score_channels=64, rise_masks=500)
-            print_table(f"Small CNN (Bengali study), 28x28x1, batch {n}", rows, n)
+            bench_model(model, layer, x, rng.integers(0, 10, n), args.reps, score_channels=64, rise_masks=500,
+                        title=f"Small CNN (Bengali study), 28x28x1, batch {n}")
         elif name == "xception":
             model, layer, n = xception_transfer(), "block14_sepconv2_act", args.batch
             x = rng.random((n, 299, 299, 3), dtype=np.float32)
-            rows = bench_model(model, layer, x, rng.integers(0, 2, n), args.reps, score_channels=16, rise_masks=0)
-            print_table(f"Xception transfer model (random weights), 299x299, batch {n}", rows, n)
+            bench_model(model, layer, x, rng.integers(0, 2, n), args.reps, score_channels=8, rise_masks=0,
+                        title=f"Xception transfer model (random weights), 299x299, batch {n}", score_images=2)
         else:
             print(f"error: unknown model {name!r}; choose from cnn, xception", file=sys.stderr)
             return 2
+    print("\n'x cost floor' = our time / the forward passes the method needs (1 pass for gradient methods, "
+          "9 for Smooth Grad-CAM++ with 8 samples, K+1 for Score-CAM, n_masks for RISE); "
+          "speed-up = their time / ours.")
     return 0
 
 
