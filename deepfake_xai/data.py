@@ -41,8 +41,10 @@ def resolve_dataset(name: str | os.PathLike, data_root: str | os.PathLike = "dat
     """Find the data set folder for `-d NAME`: `<data_root>/NAME`, or NAME itself when it is a path."""
     name = str(name)
     candidates = [Path(data_root) / name]
-    if os.sep in name or (os.altsep and os.altsep in name) or Path(name).is_dir():
-        candidates.insert(0, Path(name))
+    if Path(name).is_absolute() or os.sep in name or (os.altsep and os.altsep in name):
+        candidates.insert(0, Path(name))   # an explicit path wins
+    elif Path(name).is_dir():
+        candidates.append(Path(name))      # a bare name: <data_root>/NAME first, then ./NAME
     for c in candidates:
         if c.is_dir():
             return c
