@@ -2,6 +2,7 @@
 import json
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 from PIL import Image
@@ -16,6 +17,7 @@ from cams_models import conv_gap_dense
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     root = tmp_path_factory.mktemp("lcam_cli")
+    keras.utils.set_random_seed(0)
     model = conv_gap_dense(size=16, classes=2, softmax=True)
     model.save(root / "m.keras")
     rng = np.random.default_rng(0)
@@ -94,6 +96,7 @@ def test_errors_are_one_readable_line(saved, capsys, argv, message):
         main(["lcam-train", "--model", str(saved / "m.keras"), "--images", str(saved / "imgs"), "--epochs", "1",
               "--out", str(saved / "img.npz"), "-q"])
     if not (saved / "other.keras").exists():
+        keras.utils.set_random_seed(123)  # same architecture, other weights
         conv_gap_dense(size=16, classes=2, softmax=True, name="other").save(saved / "other.keras")
     capsys.readouterr()
     argv = [a.format(m=saved / "m.keras", d=saved / "imgs", r=saved) for a in argv]
