@@ -6,8 +6,6 @@ returning raw maps (B, h, w) as a tf.Tensor; resizing and min-max normalisation 
 """
 from __future__ import annotations
 
-from typing import Optional
-
 import keras
 import numpy as np
 import tensorflow as tf

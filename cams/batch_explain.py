@@ -41,13 +41,13 @@ def _relative(path: Path, roots: Sequence[Path]) -> Path:
     return Path(path.name)
 
 
-def _stream(paths: List[Path], size, channels: int, scale: float, batch_size: int):
+def _stream(paths: List[Path], size, channels: int, scale: float, offset: float, batch_size: int):
     """tf.data pipeline of (index, image, ok) batches; unreadable files come back with ok=False."""
 
     def gen():
         for i, p in enumerate(paths):
             try:
-                yield i, load_image(p, size, channels, scale), True
+                yield i, load_image(p, size, channels, scale, offset), True
             except ValueError:
                 yield i, np.zeros((size[0], size[1], channels), np.float32), False
 
@@ -66,6 +66,7 @@ def explain_folder(
     explainers: Dict[str, object],
     size: Optional[Tuple[int, int]] = None,
     scale: float = 1 / 255.0,
+    offset: float = 0.0,
     batch_size: int = 16,
     overlays: bool = True,
     progress: bool = True,
@@ -84,7 +85,7 @@ def explain_folder(
     todo = [p for p in paths if not npz_of[p].exists()]
     report = BatchReport(total=len(paths), done_before=len(paths) - len(todo), out=out)
     bar = tqdm(total=len(todo), desc="explaining", unit="img", disable=not progress)
-    for idx, x, ok in _stream(todo, (h, w), c, scale, batch_size):
+    for idx, x, ok in _stream(todo, (h, w), c, scale, offset, batch_size):
         idx, x, ok = idx.numpy(), x.numpy(), ok.numpy()
         for i in idx[~ok]:
             report.skipped.append((str(todo[i]), "not a readable image"))

@@ -45,7 +45,7 @@ def cmd_explain(args) -> int:
             raise ValueError("the model accepts any image size: pass --size H W")
         h, w = args.size
     paths = list_images(args.images)[: args.limit]
-    x, kept, skipped = load_images(paths, (h, w), c, scale=args.scale)
+    x, kept, skipped = load_images(paths, (h, w), c, scale=args.scale, offset=args.offset)
     for p, why in skipped:
         print(f"skipped {p}: {why}", file=sys.stderr)
     if not len(x):
@@ -89,7 +89,7 @@ def cmd_explain_folder(args) -> int:
     model = load_model(args.model)
     report = explain_folder(
         model, args.images, args.out, _explainers(model, args.methods, args.layer),
-        size=tuple(args.size) if args.size else None, scale=args.scale, batch_size=args.batch_size,
+        size=tuple(args.size) if args.size else None, scale=args.scale, offset=args.offset, batch_size=args.batch_size,
         overlays=not args.no_overlays,
     )
     for path, why in report.skipped:
@@ -117,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layer", default=None, help="feature layer name (default: the last layer with a 4-D output; see `cams layers`)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--scale", type=float, default=1 / 255.0, help="multiply pixel values by this before the model (default 1/255; use 1 for models that take 0..255)")
+    p.add_argument("--offset", type=float, default=0.0, help="add this after --scale (e.g. --scale 0.0078431 --offset -1 for models that take [-1, 1])")
     p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), default=None, help="resize images to H W (needed only if the model accepts any size)")
     p.add_argument("--batch-size", type=int, default=16, help="images per batch (default 16)")
     p.add_argument("--limit", type=int, default=None, help="explain at most this many images")
@@ -135,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layer", default=None, help="feature layer name (default: the last layer with a 4-D output)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--scale", type=float, default=1 / 255.0, help="multiply pixel values by this before the model (default 1/255)")
+    p.add_argument("--offset", type=float, default=0.0, help="add this after --scale (e.g. --scale 0.0078431 --offset -1 for models that take [-1, 1])")
     p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), default=None, help="resize to H W (only if the model accepts any size)")
     p.add_argument("--batch-size", type=int, default=16, help="images per batch (default 16)")
     p.add_argument("--no-overlays", action="store_true", help="write only the .npz maps")

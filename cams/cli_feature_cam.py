@@ -27,8 +27,6 @@ def _progress(args, text: str) -> None:
 
 
 def cmd_feature_cam(args) -> int:
-    import numpy as np
-
     import cams
     from cams import feature_cam as fcm
     from cams import feature_cam_eval as fce
@@ -55,8 +53,7 @@ def cmd_feature_cam(args) -> int:
             raise ValueError("the model accepts any image size: pass --size H W")
         h, w = args.size
     paths = list_images(args.images)[: args.limit]
-    x, kept, skipped = load_images(paths, (h, w), c, scale=args.scale)
-    x = x + np.float32(args.offset)
+    x, kept, skipped = load_images(paths, (h, w), c, scale=args.scale, offset=args.offset)
     for p, why in skipped:
         print(f"skipped {p}: {why}", file=sys.stderr)
     if not len(x):
@@ -68,7 +65,7 @@ def cmd_feature_cam(args) -> int:
     _progress(args, f"base CAMs ({', '.join(bases)}), Feature CAM and explanation maps ...")
     ev = fce.evaluate(model, x, bases=bases, edges=args.edges, edge_maps=f, layer=args.layer,
                       combinations=combinations, percentile=args.percentile, k=args.k,
-                      batch_size=args.batch_size, seed=args.seed)
+                      batch_size=args.batch_size, seed=args.seed, fill=args.offset)
     out = Path(args.out)
     t2, t3 = fce.right_classification_table(ev), fce.confidence_table(ev)
     written = {

@@ -54,6 +54,8 @@ class FeatureCAMEvaluation:
     scores: Dict[str, Dict[str, Dict[str, float]]] = field(default_factory=dict)
     results: Dict[str, FeatureCAMResult] = field(default_factory=dict)
     predicted: Optional[np.ndarray] = None
+    #: value of pixels outside the explanation-map mask (black in the model's input space)
+    fill: float = 0.0
 
     def to_dict(self) -> dict:
         return {
@@ -67,8 +69,8 @@ class FeatureCAMEvaluation:
         }
 
 
-def _score(model, images, maps, cls, percentile, batch_size) -> Dict[str, float]:
-    p = metrics.probabilities(model, metrics.explanation_map(images, maps, percentile), batch_size)
+def _score(model, images, maps, cls, percentile, batch_size, fill=0.0) -> Dict[str, float]:
+    p = metrics.probabilities(model, metrics.explanation_map(images, maps, percentile, fill), batch_size)
     return {
         "right_classification": float(100.0 * np.mean(p.argmax(axis=1) == cls)),
         "confidence": float(100.0 * np.mean(p[np.arange(len(cls)), cls])),
@@ -87,10 +89,12 @@ def evaluate(
     k: float = 0.25,
     batch_size: int = 32,
     seed: Optional[int] = 0,
+    fill: float = 0.0,
 ) -> FeatureCAMEvaluation:
     """Right classification % and average confidence of explanation maps (the paper's Tables 2, 3).
 
-    `edge_maps` may pass precomputed edges (N, H, W); `seed` seeds Smooth Grad-CAM++'s noise.
+    `edge_maps` may pass precomputed edges (N, H, W); `seed` seeds Smooth Grad-CAM++'s noise;
+    `fill` is the value outside the mask (black in input space: 0, or -1 for [-1, 1] models).
     """
     if not bases:
         raise ValueError(f"give at least one base CAM from {', '.join(BASES)}")
@@ -109,6 +113,7 @@ def evaluate(
         combinations=list(combinations),
         original_confidence=float(100.0 * np.mean(probs[np.arange(len(x)), cls])),
         predicted=cls,
+        fill=float(fill),
     )
     for b in bases:
         options = {"batch_size": batch_size}
@@ -117,9 +122,9 @@ def evaluate(
         fc = FeatureCAM(model, layer=layer, base=b, edges=edges, k=k, base_options=options)
         res = fc.all_combinations(x, targets=cls, edges=f, combinations=combinations)
         ev.results[b] = res
-        ev.scores[b] = {"base": _score(model, x, res.base, cls, percentile, batch_size)}
+        ev.scores[b] = {"base": _score(model, x, res.base, cls, percentile, batch_size, fill)}
         for combo in combinations:
-            ev.scores[b][combination_name(*combo)] = _score(model, x, res[combo], cls, percentile, batch_size)
+            ev.scores[b][combination_name(*combo)] = _score(model, x, res[combo], cls, percentile, batch_size, fill)
     return ev
 
 
@@ -173,6 +178,7 @@ def save_stages(
     percentile: float = 80,
     colormap: str = "jet",
     cell_size: float = 2.0,
+    fill: float = 0.0,
 ) -> Path:
     """The paper's Fig. 3: one row per (image, method): image | saliency map | mask | explanation map."""
     from .files import save_figure
@@ -185,7 +191,7 @@ def save_stages(
     if not rows:
         raise ValueError("nothing to draw: no images or no maps")
     fig, axes = plt.subplots(len(rows), 4, figsize=(cell_size * 4, cell_size * len(rows)), squeeze=False)
-    explained = {name: metrics.explanation_map(x, m, percentile) for name, m in maps.items()}
+    explained = {name: metrics.explanation_map(x, m, percentile, fill) for name, m in maps.items()}
     for r, (i, name) in enumerate(rows):
         m = np.asarray(maps[name][i], np.float32)
         thr = np.percentile(m, percentile)
@@ -261,6 +267,6 @@ def save_figures(ev: FeatureCAMEvaluation, images, out: str | os.PathLike, rows:
         grid_maps[f"FC {combination_name(v, e)}"] = res[(v, e)][pick]
     labels = [f"#{int(i)}: class {int(ev.predicted[i])}" for i in pick] if ev.predicted is not None else None
     return {
-        "stages": save_stages(x, stage_maps, out / "stages.png", ev.percentile),
+        "stages": save_stages(x, stage_maps, out / "stages.png", ev.percentile, fill=ev.fill),
         "grid": save_heatmap_grid(x, grid_maps, out / "top5_grid.png", row_labels=labels),
     }

@@ -25,8 +25,8 @@ def list_images(paths: Sequence[str | Path]) -> List[Path]:
     return found
 
 
-def load_image(path: Path, size: Tuple[int, int], channels: int, scale: float = 1 / 255.0) -> np.ndarray:
-    """Read one image as float32 (H, W, channels) resized to `size` = (H, W) and multiplied by `scale`."""
+def load_image(path: Path, size: Tuple[int, int], channels: int, scale: float = 1 / 255.0, offset: float = 0.0) -> np.ndarray:
+    """Read one image as float32 (H, W, channels) resized to `size` = (H, W): pixel * scale + offset."""
     flag = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR
     img = cv2.imread(str(path), flag)
     if img is None:
@@ -35,15 +35,15 @@ def load_image(path: Path, size: Tuple[int, int], channels: int, scale: float = 
         img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
     img = cv2.resize(img, (int(size[1]), int(size[0])), interpolation=cv2.INTER_AREA)
     img = img.astype(np.float32).reshape(int(size[0]), int(size[1]), channels)
-    return img * np.float32(scale)
+    return img * np.float32(scale) + np.float32(offset)
 
 
-def load_images(paths: Sequence[Path], size, channels: int, scale: float = 1 / 255.0):
+def load_images(paths: Sequence[Path], size, channels: int, scale: float = 1 / 255.0, offset: float = 0.0):
     """Load many images; unreadable files are skipped and returned separately as (path, reason)."""
     images, kept, skipped = [], [], []
     for p in paths:
         try:
-            images.append(load_image(p, size, channels, scale))
+            images.append(load_image(p, size, channels, scale, offset))
             kept.append(p)
         except ValueError as err:
             skipped.append((p, str(err)))

@@ -5,7 +5,7 @@ Maps are (N, H, W) arrays at the input resolution, as returned by the explainers
 """
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence
+from typing import Dict, Sequence
 
 import cv2
 import keras
@@ -76,8 +76,11 @@ def ad_ic(
     return out
 
 
-def explanation_map(images, maps, percentile: float = 80) -> np.ndarray:
-    """Feature CAM's explanation map: original pixels where map >= its `percentile`, zero elsewhere."""
+def explanation_map(images, maps, percentile: float = 80, fill: float = 0.0) -> np.ndarray:
+    """Feature CAM's explanation map: original pixels where map >= its `percentile`, `fill` elsewhere.
+
+    `fill` is black in the model's input space: 0 for [0, 1] or [0, 255] inputs, -1 for [-1, 1].
+    """
     x = np.asarray(images, dtype=np.float32)
     if x.ndim != 4:
         raise ValueError(f"images must have shape (N, H, W, C), got {x.shape}")
@@ -85,11 +88,11 @@ def explanation_map(images, maps, percentile: float = 80) -> np.ndarray:
     if not 0 <= percentile < 100:
         raise ValueError(f"percentile must be in [0, 100), got {percentile}")
     thr = np.percentile(m.reshape(len(m), -1), percentile, axis=1)[:, None, None]
-    return x * (m >= thr)[..., None]
+    return np.where((m >= thr)[..., None], x, np.float32(fill)).astype(np.float32)
 
 
 def explanation_map_scores(
-    model: keras.Model, images, maps, percentile: float = 80, batch_size: int = 32
+    model: keras.Model, images, maps, percentile: float = 80, batch_size: int = 32, fill: float = 0.0
 ) -> Dict[str, float]:
     """Feature CAM's evaluation of explanation maps against the original images.
 
@@ -100,7 +103,7 @@ def explanation_map_scores(
     x = check_images(images, model_graph.input_shape(model))
     p_orig = probabilities(model, x, batch_size)
     cls = p_orig.argmax(axis=1)
-    p_exp = probabilities(model, explanation_map(x, maps, percentile), batch_size)
+    p_exp = probabilities(model, explanation_map(x, maps, percentile, fill), batch_size)
     idx = np.arange(len(x))
     return {
         "right_classification": float(100.0 * np.mean(p_exp.argmax(axis=1) == cls)),

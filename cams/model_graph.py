@@ -10,6 +10,7 @@ interceptions and no mutation of the model:
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
@@ -229,16 +230,11 @@ def num_classes(model) -> int:
     return int(shape[-1])
 
 
-_LOGITS_FNS: "weakref.WeakKeyDictionary" = None  # type: ignore[assignment]
+_LOGITS_FNS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def logits_function(model):
     """A compiled x -> float32 logits function for `model`, cached per model (never retraces)."""
-    global _LOGITS_FNS
-    import weakref
-
-    if _LOGITS_FNS is None:
-        _LOGITS_FNS = weakref.WeakKeyDictionary()
     fn = _LOGITS_FNS.get(model)
     if fn is None:
         _, h, w, c = input_shape(model)

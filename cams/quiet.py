@@ -20,8 +20,8 @@ def import_tensorflow_quietly() -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(devnull, 2)
+        import keras  # noqa: F401  (imports tensorflow)
         import tensorflow  # noqa: F401
-        import keras  # noqa: F401
     finally:
         os.dup2(saved, 2)
         os.close(saved)

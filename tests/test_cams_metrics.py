@@ -118,3 +118,10 @@ def test_insertion_deletion_closed_forms():
     assert metrics.insertion_auc(model, x, good, targets=0, steps=4, substrate="zeros") > metrics.insertion_auc(
         model, x, bad, targets=0, steps=4, substrate="zeros"
     )
+
+
+def test_explanation_map_fill_is_black_in_input_space():
+    img = np.full((1, 2, 5, 1), 0.5, np.float32)
+    cam = np.arange(10, dtype=np.float32).reshape(1, 2, 5)
+    out = metrics.explanation_map(img, cam, fill=-1.0)  # a [-1, 1] model: black is -1
+    np.testing.assert_array_equal(out.ravel(), [-1.0] * 8 + [0.5, 0.5])

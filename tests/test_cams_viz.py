@@ -43,3 +43,14 @@ def test_plot_history_and_atomic_json(tmp_path):
     j = files.write_json(tmp_path / "m.json", {"a": np.float32(0.5), "b": np.arange(2)})
     assert j.read_text().count("0.5") == 1
     assert sorted(q.name for q in tmp_path.iterdir()) == ["hist.png", "m.json"]  # no temp files left
+
+
+def test_atomic_files_get_umask_permissions(tmp_path):
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        p = files.write_text(tmp_path / "a.txt", "x")
+    finally:
+        os.umask(mask)
+    assert (p.stat().st_mode & 0o777) == 0o644
