@@ -385,6 +385,7 @@ class LCAM(LayerExplainer):
             lambda x, y, lr: lcam._train_step(x, y, lr, labels == "model"),
             input_signature=[tf.TensorSpec((None, h, w, c), tf.float32), tf.TensorSpec((None,), tf.int32),
                              tf.TensorSpec((), tf.float32)],
+            autograph=False,  # plain TensorFlow: no Python control flow on tensors in the step
         )
         card = int(data.cardinality())
         total = card if card > 0 else None
