@@ -1,8 +1,21 @@
-"""Training helpers shared by both apps: seeding and mixed precision."""
+"""Training helpers shared by both apps: seeding, mixed precision, tf.distribute strategies,
+and training that resumes after an interruption."""
 from __future__ import annotations
 
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
 import keras
+import numpy as np
 import tensorflow as tf
+
+from .files import atomic_path, write_json
+
+STRATEGIES = ("default", "mirrored", "tpu")
 
 
 def set_seed(seed: int | None) -> None:
@@ -27,21 +40,37 @@ def set_mixed_precision(enabled: bool) -> str:
     return name
 
 
+def make_strategy(name: str = "default") -> tf.distribute.Strategy:
+    """A tf.distribute strategy: build, compile and fit the model inside `strategy.scope()`.
+
+    default: the current (single-device) strategy; mirrored: synchronous data parallelism over
+    all GPUs, or over all logical CPU devices when there is no GPU; tpu: TPUStrategy on the
+    TPU runtime found by TPUClusterResolver (Colab, Cloud TPU). The batch size stays global.
+    """
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+        return tf.distribute.MirroredStrategy(devices)
+    if name == "tpu":
+        try:
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+            tf.config.experimental_connect_to_cluster(resolver)
+            tf.tpu.experimental.initialize_tpu_system(resolver)
+        except (ValueError, RuntimeError, tf.errors.OpError) as err:
+            raise ValueError(
+                f"no TPU found ({type(err).__name__}: {err}); run on a TPU runtime "
+                "(Colab: Runtime > Change runtime type > TPU) or use --strategy default or mirrored"
+            ) from None
+        return tf.distribute.TPUStrategy(resolver)
+    raise ValueError(f"unknown strategy {name!r}: choose one of {', '.join(STRATEGIES)}")
+
+
 # ---------------------------------------------------------------------------------------------
 # Training that survives interruption: per-epoch evaluation of extra sets, best-validation
 # checkpoint, resume state, and a JSON list of run records updated every epoch.
 # ---------------------------------------------------------------------------------------------
-
-import json  # noqa: E402
-import os  # noqa: E402
-import shutil  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any, Callable, Mapping, Sequence  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from .files import atomic_path, write_json  # noqa: E402
 
 
 class EvaluateEachEpoch(keras.callbacks.Callback):

@@ -89,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
                         ".weights.h5/.keras of the model). Default: imagenet for XceptionBased, none for SimpleNet")
     p.add_argument("--mixed-precision", action="store_true",
                    help="mixed_float16 on a GPU, mixed_bfloat16 on CPU/TPU (output layer stays float32)")
+    p.add_argument("--strategy", choices=("default", "mirrored", "tpu"), default="default",
+                   help="tf.distribute strategy: default (one device), mirrored (all GPUs, or all logical "
+                        "CPUs), tpu (TPUStrategy on a TPU runtime); -b stays the global batch size")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--out-dir", default="out", help="where the JSON history goes (default: out)")
     p.add_argument("--checkpoint-dir", default="checkpoints", help="where checkpoints go (default: checkpoints)")
@@ -172,7 +175,8 @@ def _cmd_train(a) -> int:
 
     cfg = TrainConfig(dataset=a.dataset, model=a.model, lr=a.lr, batch_size=a.batch_size, epochs=a.epochs,
                       optimizer=a.optimizer, momentum=a.momentum, data_root=a.data_root, image_size=a.image_size,
-                      weights=a.weights, mixed_precision=a.mixed_precision, seed=a.seed, out_dir=a.out_dir,
+                      weights=a.weights, mixed_precision=a.mixed_precision, strategy=a.strategy, seed=a.seed,
+                      out_dir=a.out_dir,
                       checkpoint_dir=a.checkpoint_dir, resume=a.resume,
                       verbose="auto" if a.verbose is None else a.verbose)
     train(cfg)

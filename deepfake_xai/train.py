@@ -10,7 +10,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from cams.training import FitResult, fit_resumable, set_mixed_precision, set_seed, upsert_json_record
+from cams.training import (STRATEGIES, FitResult, fit_resumable, make_strategy, set_mixed_precision, set_seed,
+                           upsert_json_record)
 
 from . import data as ddata
 from .history_json import optimizer_record, run_record, run_stem
@@ -34,6 +35,7 @@ class TrainConfig:
     image_size: int = 256
     weights: str | None = None  # None = model default: imagenet for XceptionBased, none for SimpleNet
     mixed_precision: bool = False
+    strategy: str = "default"  # tf.distribute: default | mirrored | tpu (not part of the resume fingerprint)
     seed: int | None = 0
     out_dir: str = "out"
     checkpoint_dir: str = "checkpoints"
@@ -45,6 +47,8 @@ class TrainConfig:
             raise ValueError(f"unknown model {self.model!r}: choose one of {', '.join(MODELS)}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {self.strategy!r}: choose one of {', '.join(STRATEGIES)}")
         for name in ("lr", "batch_size", "epochs"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
@@ -105,6 +109,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> TrainOutputs:
     cfg.validate()
     set_seed(cfg.seed)
     policy = set_mixed_precision(cfg.mixed_precision)
+    strategy = make_strategy(cfg.strategy)
     root = ddata.resolve_dataset(cfg.dataset, cfg.data_root)
     name = root.name
     ddata.check_layout(root)
@@ -116,10 +121,11 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> TrainOutputs:
         log(f"{f.split}: {len(f.paths)} images ({f.count(0)} real, {f.count(1)} fake, fake:real "
             f"{ddata.fake_to_real(f.count(1), f.count(0))})" + (f", {len(f.skipped)} skipped" if f.skipped else ""))
 
-    model = build_model(cfg.model, cfg.image_size, cfg.resolved_weights())
+    with strategy.scope():  # variables are created (and mirrored) under the strategy
+        model = build_model(cfg.model, cfg.image_size, cfg.resolved_weights())
+        model.compile(optimizer=make_optimizer(cfg.optimizer, cfg.lr, cfg.momentum),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     log(describe_params(model))
-    model.compile(optimizer=make_optimizer(cfg.optimizer, cfg.lr, cfg.momentum),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
 
     stem = run_stem(name, cfg.model, cfg.optimizer)
     json_path = Path(cfg.out_dir) / f"{stem}.json"
@@ -150,17 +156,19 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> TrainOutputs:
         return record
 
     log(f"training {cfg.model} on {root} for {cfg.epochs} epochs ({cfg.optimizer}, lr {cfg.lr}, "
-        f"batch {cfg.batch_size}, {cfg.image_size}x{cfg.image_size}, {policy}); "
+        f"batch {cfg.batch_size}, {cfg.image_size}x{cfg.image_size}, {policy}, "
+        f"{strategy.num_replicas_in_sync} replica(s)); "
         f"JSON {json_path}, checkpoint {ckpt}")
     t0 = time.time()
     with warnings.catch_warnings():
         # the pipelines skip unreadable files, so their length is unknown to Keras until epoch 1 ends
         warnings.filterwarnings("ignore", message=".*ran out of data.*")
-        result = fit_resumable(
-            model, train_ds, cfg.epochs, validation_data=val_ds, extra_eval={"test": test_ds},
-            state_dir=state_dir, best_path=ckpt, monitor="val_accuracy", mode="max",
-            fingerprint=cfg.fingerprint(), extra={"run_id": run_id, "started": started},
-            on_epoch_end=lambda r: write_record(r, "running"), verbose=cfg.verbose, log=log)
+        with strategy.scope():
+            result = fit_resumable(
+                model, train_ds, cfg.epochs, validation_data=val_ds, extra_eval={"test": test_ds},
+                state_dir=state_dir, best_path=ckpt, monitor="val_accuracy", mode="max",
+                fingerprint=cfg.fingerprint(), extra={"run_id": run_id, "started": started},
+                on_epoch_end=lambda r: write_record(r, "running"), verbose=cfg.verbose, log=log)
     record = write_record(result, "complete")
     best = result.best_epoch
     if best:
