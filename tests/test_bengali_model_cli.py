@@ -213,3 +213,30 @@ def test_cli_corrupt_model_file_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"bengali-xai export: error: {bad}: cannot load as a Keras model")
     assert not (tmp_path / "sm").exists()
+
+
+def test_train_on_ekush_csvs_end_to_end(tmp_path):
+    from test_bengali_data import write_ekush
+
+    write_ekush(tmp_path / "maleDigits.csv", n=60, seed=1)
+    write_ekush(tmp_path / "femaleDigits.csv", n=40, seed=2)
+    out = tmp_path / "run"
+    assert main(["train", "--data", "ekush", "--data-dir", str(tmp_path), "--epochs", "1", "--batch-size", "32",
+                 "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (metrics["n_train"], metrics["n_val"], metrics["n_test"]) == (60, 20, 20)
+    assert metrics["test_set"] == "stratified 20%" and metrics["data_info"]["files"]["femaleDigits.csv"] == 40
+
+
+def test_baselines_on_numtadb_folders(tmp_path):
+    from test_bengali_data import make_numtadb
+
+    make_numtadb(tmp_path / "numta", per_subset=30, subsets=("training-a", "training-d"))
+    rc = main(["baselines", "--data", "numtadb", "--data-dir", str(tmp_path / "numta"), "--max-samples", "50",
+               "--classifiers", "KNeighborsClassifier,GaussianNB", "--out", str(tmp_path / "b")])
+    assert rc == 0
+    rows = (tmp_path / "b" / "baselines.csv").read_text().splitlines()
+    assert rows[0] == "classifier,accuracy,log_loss" and len(rows) == 3
+    assert "(40 train / 10 test images)" in (tmp_path / "b" / "baselines.md").read_text()
+    assert main(["baselines", "--data", "numtadb", "--data-dir", str(tmp_path / "numta"),
+                 "--classifiers", "XGBoost", "--out", str(tmp_path / "b")]) == 1
