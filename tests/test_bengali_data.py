@@ -301,3 +301,27 @@ def test_make_dataset_batches_one_hot():
     assert np.allclose(y0.numpy().sum(axis=1), 1.0)
     labels = np.concatenate([b[1].numpy().argmax(axis=1) for b in batches])
     assert sorted(labels.tolist()) == sorted(data.y.tolist())
+
+
+# ---------------------------------------------------------------- TFDS builders
+
+
+def test_tfds_builders_read_the_manual_dir(tmp_path):
+    import tensorflow_datasets as tfds
+
+    from bengali_xai.tfds_builders import EkushDigits, NumtadbDigits
+
+    (tmp_path / "ekush").mkdir()
+    pixels, digits = write_ekush(tmp_path / "ekush" / "femaleDigits.csv", n=30)
+    builder = EkushDigits(data_dir=str(tmp_path / "tfds"))
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(tmp_path / "ekush")))
+    pairs = list(tfds.as_numpy(builder.as_dataset(split="train", as_supervised=True)))
+    assert len(pairs) == 30 and pairs[0][0].shape == (28, 28, 1) and pairs[0][0].dtype == np.uint8
+    expected = {(pixels[i].astype(np.uint8).tobytes(), int(digits[i])) for i in range(30)}
+    assert {(x[..., 0].tobytes(), int(y)) for x, y in pairs} == expected
+
+    truth = make_numtadb(tmp_path / "numta", per_subset=10, subsets=("training-b",))
+    builder = NumtadbDigits(data_dir=str(tmp_path / "tfds"))
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(tmp_path / "numta")))
+    labels = sorted(int(y) for _, y in tfds.as_numpy(builder.as_dataset(split="train", as_supervised=True)))
+    assert labels == sorted(d for d, _ in truth.values())
