@@ -26,7 +26,7 @@ _EXPORTS = {
     "resolve_layer": "model_graph",
     "conv_layer_names": "model_graph",
 }
-_SUBMODULES = {"files", "metrics", "training", "viz", "model_graph", "images", "base", "inputs", "quiet"}
+_SUBMODULES = {"files", "metrics", "training", "viz", "model_graph", "images", "base", "inputs", "quiet", "export"}
 
 #: command-line name -> explainer class name (`--methods gradcam,scorecam`)
 METHOD_NAMES = {
