@@ -57,11 +57,14 @@ def ad_ic(
     percents: Sequence[float] = (100, 50, 15),
     targets: Targets = None,
     batch_size: int = 32,
+    fill: float = 0.0,
 ) -> Dict[str, float]:
     """Average Drop and Increase in Confidence (Chattopadhay 2018; thresholds as in L-CAM's code).
 
     Y_i = P(t_i | x_i); for each percent L the top L% of map pixels keep their values, the rest
-    is zeroed, and O_i = P(t_i | x_i * map_i). AD = 100/N sum max(0, Y - O)/Y, IC = 100/N sum [O > Y].
+    is zeroed, and O_i = P(t_i | fill + (x_i - fill) * map_i). AD = 100/N sum max(0, Y - O)/Y,
+    IC = 100/N sum [O > Y]. fill = 0 is the official protocol (x * map on standardised inputs,
+    i.e. hidden pixels go to the input-space zero); pass black's value for a black baseline.
     Targets default to the top-1 class on x. Returns {"AD(100%)": ..., "IC(100%)": ..., ...}.
     """
     x = check_images(images, model_graph.input_shape(model))
@@ -69,7 +72,7 @@ def ad_ic(
     t, y = _targets_and_probs(model, x, targets, batch_size)
     out: Dict[str, float] = {}
     for pct in percents:
-        masked = x * keep_top(m, pct)[..., None]
+        masked = fill + (x - fill) * keep_top(m, pct)[..., None]
         o = probabilities(model, masked, batch_size)[np.arange(len(x)), t]
         out[f"AD({pct:g}%)"] = float(100.0 * np.mean(np.maximum(0.0, y - o) / y))
         out[f"IC({pct:g}%)"] = float(100.0 * np.mean(o > y))

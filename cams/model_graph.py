@@ -140,6 +140,7 @@ def _without_softmax(op) -> Optional[Callable]:
 class _Tap:
     layer: Optional[keras.layers.Layer]
     on_feature: Optional[Callable]
+    replace: Optional[Callable] = None
     value: Optional[tf.Tensor] = None
 
 
@@ -189,19 +190,25 @@ def _wrap(op, tap: _Tap, strip_softmax: bool, parent):
             if tap.on_feature is not None:
                 tap.on_feature(out)
             tap.value = out
+            if tap.replace is not None:  # the layers after `layer` see replace(A)
+                return tf.cast(tap.replace(out), out.dtype)
             return out
 
         return record
     return fn
 
 
-def forward(model, x, layer=None, on_feature: Optional[Callable] = None):
+def forward(model, x, layer=None, on_feature: Optional[Callable] = None, replace: Optional[Callable] = None):
     """Run `model` on `x` and return (A, logits): the activation of `layer` and pre-softmax scores.
 
     With `layer=None` only the logits are computed and A is None. `on_feature(A)` is called the
-    moment A exists (for `tape.watch`, so the backward pass only crosses the head).
+    moment A exists (for `tape.watch`, so the backward pass only crosses the head). With
+    `replace`, the layers after `layer` receive `replace(A)` (cast to A's dtype) instead of A,
+    e.g. L-CAM-Fm's `a_c * A`; the returned A is still the original activation.
     """
-    tap = _Tap(layer=layer, on_feature=on_feature)
+    if replace is not None and layer is None:
+        raise ValueError("replace needs a layer whose output it replaces")
+    tap = _Tap(layer=layer, on_feature=on_feature, replace=replace)
     logits = _replay(model, x, tap, strip_softmax=True)
     if layer is not None and tap.value is None:
         raise ValueError(f"layer {layer.name!r} was not reached while running model {model.name!r}")

@@ -125,3 +125,14 @@ def test_explanation_map_fill_is_black_in_input_space():
     cam = np.arange(10, dtype=np.float32).reshape(1, 2, 5)
     out = metrics.explanation_map(img, cam, fill=-1.0)  # a [-1, 1] model: black is -1
     np.testing.assert_array_equal(out.ravel(), [-1.0] * 8 + [0.5, 0.5])
+
+
+def test_ad_ic_fill_moves_hidden_pixels_to_the_baseline():
+    model = _linear_model(W, b)
+    x = np.array([[1.0, 2.0, 3.0, 4.0]]).reshape(1, 2, 2, 1)
+    maps = np.array([[1.0, 1.0, 0.0, 0.0]]).reshape(1, 2, 2)
+    got = metrics.ad_ic(model, x, maps, percents=(100,), fill=-1.0)
+    p = _softmax(x.reshape(1, 4) @ W + b)[0]
+    t = p.argmax()
+    q = _softmax(np.array([1.0, 2.0, -1.0, -1.0]) @ W + b)[t]
+    assert got["AD(100%)"] == pytest.approx(100 * max(0, p[t] - q) / p[t], rel=1e-5)
