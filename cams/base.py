@@ -14,6 +14,19 @@ from . import model_graph
 from .inputs import Targets, check_images, check_targets
 
 
+def compiled(fn, input_signature) -> tf.types.experimental.PolymorphicFunction:
+    """tf.function(fn) with a fixed signature, traced once per explainer instance.
+
+    TF warns about "frequent retracing" per code object, so creating a few explainers of any
+    class in one process (each tracing its own graph once, by design) would trigger a false
+    alarm; the fixed input signature already rules out real retracing, so the warning is off.
+    """
+    function = tf.function(fn, input_signature=input_signature)
+    if hasattr(function, "_omit_frequent_tracing_warning"):
+        function._omit_frequent_tracing_warning = True
+    return function
+
+
 def normalize_maps(maps: tf.Tensor) -> tf.Tensor:
     """Per-map min-max normalisation to [0, 1]; a constant map becomes all zeros (never NaN)."""
     maps = tf.cast(maps, tf.float32)
@@ -56,7 +69,7 @@ class Explainer:
         self.model = model
         self.input_shape = model_graph.input_shape(model)
         self.n_classes = model_graph.num_classes(model)
-        self._compiled = tf.function(self._explain_and_postprocess, input_signature=self._signature())
+        self._compiled = compiled(self._explain_and_postprocess, self._signature())
 
     def __call__(self, images, targets: Targets = None) -> np.ndarray:
         x = check_images(images, self.input_shape)

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .base import Explainer, LayerExplainer, resolve_targets
+from .base import Explainer, LayerExplainer, compiled, resolve_targets
 from .inputs import Targets, check_images, check_targets
 from . import model_graph
 
@@ -93,13 +93,10 @@ class RISE(Explainer):
         self.chunk_size = _check_batch_size(batch_size)
         self.seed = int(seed) if seed is not None else int(np.random.SeedSequence().entropy % (2**31))
         _, h, w, c = self.input_shape
-        self._logits_fn = tf.function(
-            lambda x: tf.cast(model_graph.forward(self.model, x)[1], tf.float32),
-            input_signature=[tf.TensorSpec((None, h, w, c), tf.float32)],
-        )
-        self._accumulate_fn = tf.function(
+        self._logits_fn = model_graph.logits_function(model)
+        self._accumulate_fn = compiled(
             self._accumulate,
-            input_signature=[
+            [
                 tf.TensorSpec((None, None, c), tf.float32),
                 tf.TensorSpec((None, None, None), tf.float32),
                 tf.TensorSpec((), tf.int32),
