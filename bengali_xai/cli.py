@@ -12,7 +12,7 @@ from .data import DATASETS
 from .errors import BengaliXAIError
 
 DEMO_SAMPLES = 20000
-DEMO_EPOCHS = 6
+DEMO_EPOCHS = 10
 
 
 def _positive(text: str) -> int:

@@ -74,10 +74,10 @@ def load_data(
     if max_samples is not None and max_samples < NUM_CLASSES:
         raise BengaliXAIError(f"--max-samples must be at least {NUM_CLASSES}, got {max_samples}")
     if name == "synthetic":
-        from .synthetic import make_synthetic
+        from .synthetic import DEFAULT_N, make_synthetic
 
-        n = max_samples if max_samples is not None else kwargs.pop("n", None)
-        return make_synthetic(**({"n": n} if n else {}), seed=seed, **kwargs)
+        n = kwargs.pop("n", DEFAULT_N)
+        return make_synthetic(max_samples if max_samples is not None else n, seed=seed, **kwargs)
     if data_dir is None:
         raise BengaliXAIError(f"--data {name} needs --data-dir pointing at the {name} files")
     if name == "ekush":
