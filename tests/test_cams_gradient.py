@@ -163,18 +163,23 @@ def test_xception_transfer_model_gradcam_matches_manual_gradient():
     np.testing.assert_allclose(maps, expected, atol=1e-4)
 
 
-def test_mixed_float16_model_gives_finite_float32_maps():
-    keras.mixed_precision.set_global_policy("mixed_float16")
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_model_gives_finite_float32_maps(policy):
+    keras.mixed_precision.set_global_policy(policy)
     inp = keras.Input((24, 24, 3))
     x = keras.layers.Conv2D(8, 3, activation="relu", name="feat")(inp)
     x = keras.layers.GlobalAveragePooling2D()(x)
     out = keras.layers.Dense(3, activation="softmax", dtype="float32")(x)
     model = keras.Model(inp, out)
     keras.mixed_precision.set_global_policy("float32")
+    assert model.get_layer("feat").compute_dtype != "float32"
     x = images(2)
-    for cls in (cams.GradCAM, cams.GradCAMPlusPlus, cams.ScoreCAM, cams.Saliency):
-        maps = cls(model)(x)
-        assert maps.dtype == np.float32 and maps.shape == (2, 24, 24)
+    explainers = [cams.GradCAM(model), cams.GradCAMPlusPlus(model), cams.SmoothGradCAMPlusPlus(model, n_samples=2, seed=0),
+                  cams.ScoreCAM(model), cams.RISE(model, n_masks=16, seed=0), cams.Saliency(model),
+                  cams.FeatureCAM(model, edges="canny")]
+    for explainer in explainers:
+        maps = explainer(x)
+        assert maps.dtype == np.float32 and maps.shape == (2, 24, 24), type(explainer).__name__
         assert np.isfinite(maps).all() and maps.min() >= 0 and maps.max() <= 1
 
 

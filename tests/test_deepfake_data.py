@@ -177,3 +177,22 @@ def test_make_dataset_from_a_folder_of_photos(tmp_path):
     with pytest.raises(ValueError, match="need at least 6"):
         generate_dataset(tmp_path / "data", "few", 64, real_images=few, face_box="center", progress=False,
                          log=lambda s: None)
+
+
+def test_haar_detector_finds_the_face_in_a_real_photograph(tmp_path):
+    """OpenCV's bundled Haar cascade (OpenCV 4, pinned in setup.cfg) on scikit-image's astronaut:
+    the largest detection covers her face (upper middle of the image); the rocket photo has none."""
+    import skimage.data
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "astronaut.png"), cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(photos / "rocket.png"), cv2.cvtColor(skimage.data.rocket(), cv2.COLOR_RGB2BGR))
+    faces, skipped = faces_from_folder(photos, 64)
+    assert [p.name for _, _, p in faces] == ["astronaut.png"]
+    assert [(p.name, why) for p, why in skipped] == [("rocket.png", "no face found")]
+    x, y, w, h = max(haar_face_detector()(skimage.data.astronaut()), key=lambda b: b[2] * b[3])
+    cx, cy = x + w / 2, y + h / 2
+    assert 150 < cx < 300 and 50 < cy < 200 and 60 < w < 200  # the astronaut's face, 512x512 photo
+    crop, _, _ = faces[0]
+    assert crop.shape == (64, 64, 3)
