@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive, default=250, help="batch size (default 250, as the paper)")
     p.add_argument("--mixed-precision", action="store_true",
                    help="compute in float16 on a GPU / bfloat16 on CPU or TPU (the output layer stays float32)")
+    p.add_argument("--strategy", choices=("default", "mirrored", "tpu"), default="default",
+                   help="tf.distribute strategy: default (one device), mirrored (all GPUs, or all logical CPUs), "
+                        "tpu (TPUStrategy on a TPU runtime); --batch-size stays the global batch size")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
 
     p = sub.add_parser("baselines", help="the ten scikit-learn classifiers (80/20 split)",
@@ -137,7 +140,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     from .train import train_cnn
 
     r = train_cnn(data, args.out, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-                  mixed_precision=args.mixed_precision)
+                  mixed_precision=args.mixed_precision, strategy=args.strategy)
     print("wrote:")
     _print_files(r["files"])
 

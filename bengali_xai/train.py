@@ -6,10 +6,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from cams.files import write_json
-from cams.training import save_model_atomic, set_mixed_precision, set_seed
+from cams.training import STRATEGIES, fit_resumable, make_strategy, save_model_atomic, set_mixed_precision, set_seed
 from cams.viz import plot_history
 
 from .data import DigitData
@@ -29,34 +28,47 @@ def train_cnn(
     seed: int = 0,
     mixed_precision: bool = False,
     verbose: int = 2,
+    strategy: str = "default",
 ) -> dict[str, Any]:
     """Split 60/20/20, train, evaluate on the test set and write to `out`:
 
     model.keras, history.json, metrics.json (test_accuracy, test_loss, ...), loss.png and
     accuracy.png. Returns the metrics dict with the written paths under "files".
+    After each epoch the weights and optimizer state go to `out/.resume/`: running the same
+    command again after an interruption continues from the last finished epoch.
+    `strategy`: tf.distribute strategy (default, mirrored, tpu; see cams.training.make_strategy).
     """
     if epochs < 1:
         raise BengaliXAIError(f"--epochs must be at least 1, got {epochs}")
+    if strategy not in STRATEGIES:
+        raise BengaliXAIError(f"unknown strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     set_seed(seed)
     split = split_data(data, val=0.2, test=0.2, seed=seed)
     policy = set_mixed_precision(mixed_precision)
     try:
-        model = build_cnn()
+        dist = make_strategy(strategy)
+        with dist.scope():  # variables are created (and mirrored) under the strategy
+            model = build_cnn()
         train_ds = make_dataset(data.x[split.train], data.y[split.train], batch_size, shuffle=True, seed=seed)
         val_ds = make_dataset(data.x[split.val], data.y[split.val], batch_size)
         test_ds = make_dataset(data.x[split.test], data.y[split.test], batch_size)
         print(f"training on {len(split.train)} images, validating on {len(split.val)}, testing on "
-              f"{len(split.test)} ({data.name}; {epochs} epochs, batch {batch_size}, policy {policy})", flush=True)
+              f"{len(split.test)} ({data.name}; {epochs} epochs, batch {batch_size}, policy {policy}, "
+              f"{dist.num_replicas_in_sync} replica(s))", flush=True)
         t0 = time.time()
-        hist = model.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=verbose, shuffle=False)
+        fingerprint = {"data": data.name, "n": int(len(data.y)), "epochs": epochs, "batch_size": batch_size,
+                       "seed": seed, "policy": policy}
+        with dist.scope():
+            result = fit_resumable(model, train_ds, epochs, validation_data=val_ds, state_dir=out / ".resume",
+                                   fingerprint=fingerprint, verbose=verbose, log=lambda m: print(m, flush=True))
         train_s = time.time() - t0
         test_loss, test_acc = model.evaluate(test_ds, verbose=0)
         model_path = save_model_atomic(model, out / "model.keras")
     finally:
         set_mixed_precision(False)
-    history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+    history = {k: [float(v) for v in vals] for k, vals in result.history.items()}
     files = {
         "model": model_path,
         "history": write_json(out / "history.json", history),
