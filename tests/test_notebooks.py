@@ -10,7 +10,7 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.i
 
 
 def test_every_notebook_is_listed():
-    assert {p.name for p in NOTEBOOKS} >= {"cam_gallery.ipynb", "deepfake_faces.ipynb"}
+    assert {p.name for p in NOTEBOOKS} >= {"bengali_digits.ipynb", "cam_gallery.ipynb", "deepfake_faces.ipynb"}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
