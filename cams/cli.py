@@ -7,6 +7,17 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 
+def images_for(model, args):
+    """Load --images for `model` with --scale/--offset/--size/--limit; report skipped files."""
+    from cams.images import load_for_model
+
+    x, kept, skipped = load_for_model(model, args.images, scale=args.scale, offset=args.offset,
+                                      size=tuple(args.size) if args.size else None, limit=getattr(args, "limit", None))
+    for p, why in skipped:
+        print(f"skipped {p}: {why}", file=sys.stderr)
+    return x, kept
+
+
 def load_model(path: str):
     import keras
 
@@ -35,21 +46,9 @@ def cmd_explain(args) -> int:
     from tqdm import tqdm
 
     import cams
-    from cams.images import list_images, load_images
-
     model = load_model(args.model)
     explainers = _explainers(model, args.methods, args.layer)
-    _, h, w, c = cams.model_graph.input_shape(model)
-    if h is None or w is None:
-        if args.size is None:
-            raise ValueError("the model accepts any image size: pass --size H W")
-        h, w = args.size
-    paths = list_images(args.images)[: args.limit]
-    x, kept, skipped = load_images(paths, (h, w), c, scale=args.scale, offset=args.offset)
-    for p, why in skipped:
-        print(f"skipped {p}: {why}", file=sys.stderr)
-    if not len(x):
-        raise ValueError("none of the images could be read")
+    x, kept = images_for(model, args)
     out = Path(args.out)
     maps = {}
     for name, explainer in tqdm(explainers.items(), desc="methods", unit="method"):

@@ -30,9 +30,8 @@ def cmd_feature_cam(args) -> int:
     import cams
     from cams import feature_cam as fcm
     from cams import feature_cam_eval as fce
-    from cams.cli import load_model
+    from cams.cli import images_for, load_model
     from cams.edges import edge_maps
-    from cams.images import list_images, load_images
 
     bases = _comma_list(args.base, tuple(fcm.BASES), "base")
     if args.limit is not None and args.limit < 1:
@@ -47,17 +46,7 @@ def cmd_feature_cam(args) -> int:
         raise ValueError(f"--k must be >= 0, got {args.k}")
     combinations = fcm.ALL_COMBINATIONS if args.all_combinations else fcm.TOP_FIVE
     model = load_model(args.model)
-    _, h, w, c = cams.model_graph.input_shape(model)
-    if h is None or w is None:
-        if args.size is None:
-            raise ValueError("the model accepts any image size: pass --size H W")
-        h, w = args.size
-    paths = list_images(args.images)[: args.limit]
-    x, kept, skipped = load_images(paths, (h, w), c, scale=args.scale, offset=args.offset)
-    for p, why in skipped:
-        print(f"skipped {p}: {why}", file=sys.stderr)
-    if not len(x):
-        raise ValueError("none of the images could be read")
+    x, kept = images_for(model, args)
     if args.layer is not None:
         cams.resolve_layer(model, args.layer)  # a bad name fails here, before the edge detector runs
     _progress(args, f"{len(x)} images: {args.edges} edge maps ...")

@@ -4,7 +4,6 @@ No TensorFlow import at module level (so `cams --help` stays fast); see cams.cli
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 _IMAGE_HELP = "image files and/or folders (searched recursively)"
@@ -23,25 +22,9 @@ def _add_image_options(p) -> None:
 
 
 def _load_images(args, model):
-    import numpy as np
+    from cams.cli import images_for
 
-    import cams
-    from cams.images import list_images, load_images
-
-    _, h, w, c = cams.model_graph.input_shape(model)
-    if h is None or w is None:
-        if args.size is None:
-            raise ValueError("the model accepts any image size: pass --size H W")
-        h, w = args.size
-    if args.limit is not None and args.limit < 1:
-        raise ValueError(f"--limit must be >= 1, got {args.limit}")
-    paths = list_images(args.images)[: args.limit]
-    x, kept, skipped = load_images(paths, (h, w), c, scale=args.scale)
-    for p, why in skipped:
-        print(f"skipped {p}: {why}", file=sys.stderr)
-    if not len(x):
-        raise ValueError("none of the images could be read")
-    return (x + np.float32(args.offset)).astype(np.float32), kept
+    return images_for(model, args)
 
 
 def _folder_labels(paths, class_names: str):

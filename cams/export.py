@@ -12,8 +12,6 @@ a SavedModel; an existing SavedModel at `out` is replaced, any other non-empty f
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -21,6 +19,7 @@ import keras
 import tensorflow as tf
 
 from . import model_graph
+from .files import atomic_savedmodel_dir
 
 EXPLAINERS = ("gradcam", "gradcam++")
 
@@ -36,8 +35,6 @@ def _explainer(model, explain: str, layer):
 def export_savedmodel(model: keras.Model, out: str | os.PathLike, explain: Optional[str] = "gradcam", layer=None) -> Path:
     """Write `model` as a SavedModel at `out` with a `serve` endpoint (also the default signature)."""
     out = Path(out)
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "saved_model.pb").is_file())):
-        raise ValueError(f"{out} exists and is not a SavedModel folder; choose another output folder")
     _, h, w, c = model_graph.input_shape(model)
     explainer = _explainer(model, explain, layer) if explain else None
 
@@ -58,13 +55,6 @@ def export_savedmodel(model: keras.Model, out: str | os.PathLike, explain: Optio
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint("serve", serve, input_signature=[tf.TensorSpec((None, h, w, c), tf.float32)])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        archive.write_out(str(tmp / "sm"), verbose=False)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp / "sm", out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with atomic_savedmodel_dir(out) as tmp:
+        archive.write_out(str(tmp), verbose=False)
     return out

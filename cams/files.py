@@ -32,6 +32,29 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
             tmp_path.unlink()
 
 
+@contextlib.contextmanager
+def atomic_savedmodel_dir(out: str | os.PathLike) -> Iterator[Path]:
+    """Yield a fresh folder beside `out` to write a SavedModel into; on success it replaces `out`.
+
+    An existing SavedModel at `out` is replaced; any other non-empty folder (or a file) is refused
+    with a ValueError, so nothing the user has is lost.
+    """
+    import shutil
+
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "saved_model.pb").is_file())):
+        raise ValueError(f"{out} exists and is not a SavedModel folder; choose another output folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        yield tmp / "sm"
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp / "sm", out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

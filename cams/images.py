@@ -49,3 +49,25 @@ def load_images(paths: Sequence[Path], size, channels: int, scale: float = 1 / 2
             skipped.append((p, str(err)))
     arr = np.stack(images) if images else np.zeros((0, int(size[0]), int(size[1]), channels), np.float32)
     return arr, kept, skipped
+
+
+def load_for_model(model, inputs: Sequence[str | Path], scale: float = 1 / 255.0, offset: float = 0.0,
+                   size: Tuple[int, int] | None = None, limit: int | None = None):
+    """Images under `inputs` (files/folders), sized for `model`: (x, kept paths, skipped (path, reason)).
+
+    `size` = (H, W) is needed only when the model accepts any size; `limit` keeps the first N files.
+    Raises ValueError when nothing can be read.
+    """
+    from .model_graph import input_shape
+
+    _, h, w, c = input_shape(model)
+    if h is None or w is None:
+        if size is None:
+            raise ValueError("the model accepts any image size: pass --size H W")
+        h, w = size
+    if limit is not None and limit < 1:
+        raise ValueError(f"--limit must be >= 1, got {limit}")
+    x, kept, skipped = load_images(list_images(inputs)[:limit], (h, w), c, scale=scale, offset=offset)
+    if not len(x):
+        raise ValueError("none of the images could be read: " + "; ".join(f"{p}: {why}" for p, why in skipped[:3]))
+    return x, kept, skipped

@@ -29,10 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Dict, Optional
 
@@ -41,6 +38,7 @@ import numpy as np
 import tensorflow as tf
 
 from . import model_graph
+from .files import atomic_savedmodel_dir
 from .base import LayerExplainer, normalize_maps, resize_maps, resolve_targets
 from .inputs import Targets, check_images, check_targets
 from .model_split import forward_replaced
@@ -512,8 +510,6 @@ class LCAM(LayerExplainer):
         given classes (-1 = top-1). Written to a temporary folder, then moved into place.
         """
         out = Path(directory)
-        if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "saved_model.pb").is_file())):
-            raise ValueError(f"{out} exists and is not a SavedModel folder; choose another directory")
         _, h, w, c = self.input_shape
         module = tf.Module()
         module.model = self.model
@@ -529,17 +525,10 @@ class LCAM(LayerExplainer):
             lambda images: explain(images, tf.fill(tf.shape(images)[:1], -1)), input_signature=[images_spec]
         )
         module.explain = tf.function(explain, input_signature=[images_spec, tf.TensorSpec((None,), tf.int32, name="targets")])
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-        try:
+        with atomic_savedmodel_dir(out) as tmp:
             tf.saved_model.save(
-                module, str(tmp / "sm"),
+                module, str(tmp),
                 signatures={"serving_default": module.serve.get_concrete_function(),
                             "explain": module.explain.get_concrete_function()},
             )
-            if out.exists():
-                shutil.rmtree(out)
-            os.replace(tmp / "sm", out)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
         return out
