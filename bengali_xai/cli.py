@@ -5,7 +5,6 @@ import argparse
 import os
 import sys
 import time
-from pathlib import Path
 from typing import Sequence
 
 from .data import DATASETS
@@ -117,8 +116,14 @@ def _parse_methods(text: str) -> list[str]:
 
 
 def _check_model_file(path: str) -> None:
-    if not Path(path).is_file():
-        raise BengaliXAIError(f"{path}: no such model file; train one with `bengali-xai train --out DIR` (DIR/model.keras)")
+    from cams.model_io import check_model_file
+
+    from .errors import MODEL_HINT
+
+    try:
+        check_model_file(path, MODEL_HINT)
+    except ValueError as err:
+        raise BengaliXAIError(str(err)) from None
 
 
 def _load(args: argparse.Namespace):

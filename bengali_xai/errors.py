@@ -4,3 +4,7 @@ from __future__ import annotations
 
 class BengaliXAIError(ValueError):
     """An expected user-facing error (bad input file, bad option); the message says what to fix."""
+
+
+#: how to get a model file, for "no such model file" errors
+MODEL_HINT = "train one with `bengali-xai train --out DIR`, which writes DIR/model.keras"

@@ -10,7 +10,7 @@ import numpy as np
 from cams.files import write_json
 
 from .data import DigitData
-from .errors import BengaliXAIError
+from .errors import MODEL_HINT, BengaliXAIError
 from .explain_names import METHODS, parse_methods
 from .model import LAST_CONV
 from .pipeline import split_data
@@ -21,15 +21,12 @@ STROKE_DILATION = 2
 
 def load_model(path: str | os.PathLike):
     """Load a .keras model, with a one-line error naming the file when that fails."""
-    import keras
+    from cams.model_io import load_keras_model
 
-    path = Path(path)
-    if not path.is_file():
-        raise BengaliXAIError(f"{path}: no such model file; train one with `bengali-xai train --out DIR` (DIR/model.keras)")
     try:
-        return keras.saving.load_model(path)
-    except Exception as err:  # a corrupt or foreign file
-        raise BengaliXAIError(f"{path}: cannot load as a Keras model ({type(err).__name__}: {str(err).splitlines()[0][:200]})") from None
+        return load_keras_model(path, MODEL_HINT)
+    except ValueError as err:
+        raise BengaliXAIError(str(err)) from None
 
 
 def make_explainer(name: str, model, layer: str | None = None, seed: int = 0):

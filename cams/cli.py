@@ -19,15 +19,9 @@ def images_for(model, args):
 
 
 def load_model(path: str):
-    import keras
+    from cams.model_io import load_keras_model
 
-    p = Path(path)
-    if not p.exists():
-        raise ValueError(f"{p}: no such model file (expected a .keras file saved with model.save)")
-    try:
-        return keras.models.load_model(p, compile=False)
-    except Exception as err:  # keras raises many types for unreadable files
-        raise ValueError(f"{p}: could not be loaded as a Keras model ({type(err).__name__}: {err})") from None
+    return load_keras_model(path)
 
 
 def cmd_layers(args) -> int:

@@ -80,11 +80,3 @@ def open_analysis(model_name: str, dataset: str, checkpoint: str | os.PathLike |
     size = int(model.input_shape[1])
     log(f"loaded {ckpt} ({model.name}, {size}x{size} input); data set {root}")
     return Analysis(model, model_name, root.name, root, size, Path(out_dir), log)
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax in float64."""
-    z = np.asarray(logits, np.float64)
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)

@@ -6,7 +6,7 @@ import numpy as np
 
 from cams.viz import save_triplets
 
-from .analysis_common import Analysis, softmax
+from .analysis_common import Analysis
 from .data import CLASSES, denormalise
 from .models import cam_layer
 
@@ -34,7 +34,7 @@ def grad_cam_analysis(an: Analysis, seed: int | None = None, batch_size: int = 3
             continue
         i = int(rng.choice(idx))
         cam = np.asarray(explainer(images[i:i + 1], targets=[c]))[0]
-        prob = softmax(an.model.predict_on_batch(images[i:i + 1]))[0]
+        prob = cams.metrics.probabilities(an.model, images[i:i + 1])[0]
         title = f"{name}: P(fake)={prob[1]:.2f}"
         path = save_triplets(denormalise(images[i:i + 1]), cam[None], an.figure(f"grad_cam_{name}"), titles=[title])
         out[name] = {"path": paths[i], "figure": str(path), "p_fake": float(prob[1])}

@@ -13,7 +13,7 @@ import numpy as np
 from cams.files import write_json
 from cams.viz import save_grid
 
-from .analysis_common import Analysis, softmax
+from .analysis_common import Analysis
 from .data import denormalise, list_split, mask_path
 
 METHODS = ("saliency", "gradcam", "gradcam++")
@@ -72,7 +72,7 @@ def localization_analysis(an: Analysis, batch_size: int = 16, n_examples: int = 
         for name, ex in methods.items():
             maps[name].append(np.asarray(ex(x, targets=targets), np.float32))
         all_masks.append(masks)
-        correct.append(softmax(an.model.predict_on_batch(x))[:, 1] > 0.5)
+        correct.append(metrics.probabilities(an.model, x, batch_size)[:, 1] > 0.5)
         if len(examples) < n_examples:
             examples.extend((x[i], masks[i], {n: maps[n][-1][i] for n in methods})
                             for i in range(min(n_examples - len(examples), len(x))))

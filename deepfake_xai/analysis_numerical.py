@@ -5,7 +5,6 @@ score's curve is the mirror image of the fake score's and its AUC is about 1 - A
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import matplotlib
 
@@ -15,8 +14,9 @@ import numpy as np  # noqa: E402
 from sklearn.metrics import DetCurveDisplay, auc, det_curve, roc_curve  # noqa: E402
 
 from cams.files import save_figure, write_json, write_text  # noqa: E402
+from cams.metrics import probabilities  # noqa: E402
 
-from .analysis_common import Analysis, softmax  # noqa: E402
+from .analysis_common import Analysis  # noqa: E402
 
 
 def get_soft_scores_and_true_labels(an: Analysis, split: str = "test", batch_size: int = 32
@@ -24,7 +24,7 @@ def get_soft_scores_and_true_labels(an: Analysis, split: str = "test", batch_siz
     """Softmax scores of class real and class fake, true labels and paths (the seed's API)."""
     real, fake, labels, paths = [], [], [], []
     for images, y, p in an.batches(split, batch_size):
-        prob = softmax(an.model.predict_on_batch(images))
+        prob = probabilities(an.model, images, batch_size)
         real.append(prob[:, 0]), fake.append(prob[:, 1]), labels.append(y), paths.extend(p)
     return np.concatenate(real), np.concatenate(fake), np.concatenate(labels), paths
 

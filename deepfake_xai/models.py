@@ -135,10 +135,9 @@ def load_checkpoint(path: str | os.PathLike) -> keras.Model:
     if path.suffix in (".pt", ".pth"):
         raise WeightsError(f"{path} is a PyTorch checkpoint; train with `deepfake-xai train` to get "
                            f"a Keras checkpoint under checkpoints/ (…/<dataset>_<model>_<optimizer>.keras)")
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path} (train first with `deepfake-xai train`, "
-                                f"or pass -cpp PATH)")
+    from cams.model_io import load_keras_model
+
     try:
-        return keras.models.load_model(path, compile=False)
-    except Exception as exc:
-        raise WeightsError(f"cannot load checkpoint {path}: {str(exc).splitlines()[0][:200]}") from None
+        return load_keras_model(path, "train first with `deepfake-xai train`, or pass -cpp PATH")
+    except ValueError as exc:
+        raise WeightsError(str(exc)) from None
