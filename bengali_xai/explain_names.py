@@ -3,15 +3,12 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from cams import METHOD_NAMES, METHOD_TITLES
+
 from .errors import BengaliXAIError
 
-#: command-line name -> (display name, cams class name)
-METHODS = {
-    "gradcam": ("Grad-CAM", "GradCAM"),
-    "gradcam++": ("Grad-CAM++", "GradCAMPlusPlus"),
-    "smoothgradcam++": ("Smooth Grad-CAM++", "SmoothGradCAMPlusPlus"),
-    "scorecam": ("Score-CAM", "ScoreCAM"),
-}
+#: command-line name -> (display name, cams class name), from cams' own tables
+METHODS = {name: (METHOD_TITLES[name], METHOD_NAMES[name]) for name in ("gradcam", "gradcam++", "smoothgradcam++", "scorecam")}
 
 
 def parse_methods(text: str | Sequence[str]) -> list[str]:

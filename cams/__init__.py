@@ -38,7 +38,17 @@ METHOD_NAMES = {
     "saliency": "Saliency",
 }
 
-__all__ = sorted(set(_EXPORTS) | _SUBMODULES | {"METHODS", "METHOD_NAMES"})
+#: command-line name -> title for tables and figures
+METHOD_TITLES = {
+    "gradcam": "Grad-CAM",
+    "gradcam++": "Grad-CAM++",
+    "smoothgradcam++": "Smooth Grad-CAM++",
+    "scorecam": "Score-CAM",
+    "rise": "RISE",
+    "saliency": "Saliency",
+}
+
+__all__ = sorted(set(_EXPORTS) | _SUBMODULES | {"METHODS", "METHOD_NAMES", "METHOD_TITLES"})
 
 
 def __getattr__(name: str):

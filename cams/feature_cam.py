@@ -33,14 +33,16 @@ from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
 import keras
 import numpy as np
 
+from . import METHOD_NAMES, METHOD_TITLES
 from . import edges as _edges
 from .inputs import Targets, check_images
 
 VERSIONS = ("feature", "blend21", "blend11")
 EXPERIMENTS = ("add", "multiply", "complement")
 #: base name (as in `cams.METHOD_NAMES`) -> explainer class name in cams.gradient_cams
-BASES = {"gradcam": "GradCAM", "gradcam++": "GradCAMPlusPlus", "smoothgradcam++": "SmoothGradCAMPlusPlus"}
-BASE_TITLES = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", "smoothgradcam++": "Smooth Grad-CAM++"}
+#: base CAM command-line name -> explainer class name / title (cams.METHOD_NAMES, cams.METHOD_TITLES)
+BASES = {name: METHOD_NAMES[name] for name in ("gradcam", "gradcam++", "smoothgradcam++")}
+BASE_TITLES = {name: METHOD_TITLES[name] for name in BASES}
 #: the paper's top five (version, experiment) combinations
 TOP_FIVE = (("feature", "add"), ("blend21", "add"), ("blend11", "add"), ("feature", "complement"), ("blend11", "complement"))
 ALL_COMBINATIONS = tuple((v, e) for e in EXPERIMENTS for v in VERSIONS)

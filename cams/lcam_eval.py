@@ -19,9 +19,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from . import METHOD_TITLES
+
 COLUMNS = ("AD(100%)", "IC(100%)", "AD(50%)", "IC(50%)", "AD(15%)", "IC(15%)")
 BASELINES = ("gradcam", "gradcam++", "scorecam", "rise")
-_TITLES = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", "scorecam": "Score-CAM", "rise": "RISE"}
 
 
 def _timed(explain, images: np.ndarray, batch_size: int) -> Tuple[np.ndarray, float]:
@@ -83,7 +84,7 @@ def table1(
     if layer is None and lcams and len({lc.layer_name for lc in lcams}) == 1:
         layer = lcams[0].layer_name
     jobs = [(m, None) for m in methods] + [(lc.name, lc) for lc in lcams]
-    names = [_TITLES.get(m, m) for m, _ in jobs]
+    names = [METHOD_TITLES.get(m, m) for m, _ in jobs]
     if len(set(names)) != len(names):
         raise ValueError(f"two methods share a row name ({', '.join(names)}); pass each L-CAM variant once")
     rows, all_maps = [], {}
