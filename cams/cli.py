@@ -7,6 +7,20 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 
+def add_image_options(p, limit: bool = True) -> None:
+    """The options `images_for` reads: --model, --images, --scale, --offset, --size (and --limit)."""
+    p.add_argument("--model", required=True, help="the classifier: a .keras file (saved with model.save)")
+    p.add_argument("--images", required=True, nargs="+", help="image files and/or folders (searched recursively)")
+    p.add_argument("--scale", type=float, default=1 / 255.0,
+                   help="pixel values (0..255) are multiplied by this (default 1/255; use 1 for models that take 0..255)")
+    p.add_argument("--offset", type=float, default=0.0,
+                   help="then this is added (default 0; for models that take [-1, 1]: --scale 0.00784313725 --offset -1)")
+    p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), default=None,
+                   help="resize images to H W (needed only if the model accepts any size)")
+    if limit:
+        p.add_argument("--limit", type=int, default=None, help="use at most this many images (the first, in sorted order)")
+
+
 def images_for(model, args):
     """Load --images for `model` with --scale/--offset/--size/--limit; report skipped files."""
     from cams.images import load_for_model
@@ -104,16 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="path to a .keras model")
     p.set_defaults(func=cmd_layers)
     p = sub.add_parser("explain", help="explain images with one or more methods; writes grid.png and maps.npz")
-    p.add_argument("--model", required=True, help="path to a .keras model")
-    p.add_argument("--images", required=True, nargs="+", help="image files and/or folders (searched recursively)")
+    add_image_options(p)
     p.add_argument("--methods", default="gradcam,gradcam++", help="comma list of: gradcam, gradcam++, smoothgradcam++, scorecam, rise, saliency (default: gradcam,gradcam++)")
     p.add_argument("--layer", default=None, help="feature layer name (default: the last layer with a 4-D output; see `cams layers`)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--scale", type=float, default=1 / 255.0, help="multiply pixel values by this before the model (default 1/255; use 1 for models that take 0..255)")
-    p.add_argument("--offset", type=float, default=0.0, help="add this after --scale (e.g. --scale 0.0078431 --offset -1 for models that take [-1, 1])")
-    p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), default=None, help="resize images to H W (needed only if the model accepts any size)")
     p.add_argument("--batch-size", type=int, default=16, help="images per batch (default 16)")
-    p.add_argument("--limit", type=int, default=None, help="explain at most this many images")
     p.add_argument("--grid-rows", type=int, default=8, help="images shown in grid.png (default 8)")
     p.set_defaults(func=cmd_explain)
     p = sub.add_parser(
@@ -123,14 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
         "(one map per method, predicted class, probability) and OUT/overlays/<path>.<method>.png. "
         "Images whose .npz exists are skipped, so rerunning after an interruption resumes.",
     )
-    p.add_argument("--model", required=True, help="path to a .keras model")
-    p.add_argument("--images", required=True, nargs="+", help="image files and/or folders (searched recursively)")
+    add_image_options(p, limit=False)
     p.add_argument("--methods", default="gradcam", help="comma list of: gradcam, gradcam++, smoothgradcam++, scorecam, rise, saliency (default: gradcam)")
     p.add_argument("--layer", default=None, help="feature layer name (default: the last layer with a 4-D output)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--scale", type=float, default=1 / 255.0, help="multiply pixel values by this before the model (default 1/255)")
-    p.add_argument("--offset", type=float, default=0.0, help="add this after --scale (e.g. --scale 0.0078431 --offset -1 for models that take [-1, 1])")
-    p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), default=None, help="resize to H W (only if the model accepts any size)")
     p.add_argument("--batch-size", type=int, default=16, help="images per batch (default 16)")
     p.add_argument("--no-overlays", action="store_true", help="write only the .npz maps")
     p.set_defaults(func=cmd_explain_folder)

@@ -80,8 +80,9 @@ def register(subparsers) -> None:
         "(80th-percentile mask), right classification % and average confidence tables (Markdown) "
         "for each base CAM and the paper's top five combinations, and the Fig. 3 / Fig. 1 figures.",
     )
-    p.add_argument("--model", required=True, help="path to a .keras model")
-    p.add_argument("--images", required=True, nargs="+", help="image files and/or folders (searched recursively)")
+    from cams.cli import add_image_options
+
+    add_image_options(p)
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--base", default="gradcam,gradcam++,smoothgradcam++",
                    help="comma list of base CAMs: gradcam, gradcam++, smoothgradcam++ (default: all three)")
@@ -91,12 +92,7 @@ def register(subparsers) -> None:
     p.add_argument("--layer", default=None, help="feature layer of the base CAMs (default: the last 4-D layer)")
     p.add_argument("--k", type=float, default=0.25, help="weight of the edge image in the add experiment (default 0.25)")
     p.add_argument("--percentile", type=float, default=80, help="explanation-map mask threshold percentile (default 80)")
-    p.add_argument("--scale", type=float, default=1 / 255.0, help="multiply pixel values by this before the model (default 1/255)")
-    p.add_argument("--offset", type=float, default=0.0,
-                   help="add this after --scale (e.g. --scale 0.0078431 --offset -1 for models that take [-1, 1])")
-    p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), default=None, help="resize images to H W (only if the model accepts any size)")
     p.add_argument("--batch-size", type=int, default=32, help="images per batch (default 32)")
-    p.add_argument("--limit", type=int, default=None, help="use at most this many images (sorted by path)")
     p.add_argument("--rows", type=int, default=4, help="images shown in the figures (default 4)")
     p.add_argument("--seed", type=int, default=0, help="seed of Smooth Grad-CAM++'s noise (default 0)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress messages")

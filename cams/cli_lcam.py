@@ -6,26 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-_IMAGE_HELP = "image files and/or folders (searched recursively)"
-
-
-def _add_image_options(p) -> None:
-    p.add_argument("--model", required=True, help="the classifier: a .keras file (saved with model.save)")
-    p.add_argument("--images", required=True, nargs="+", help=_IMAGE_HELP)
-    p.add_argument("--scale", type=float, default=1 / 255.0,
-                   help="pixel values (0..255) are multiplied by this (default 1/255; use 1 for models that take 0..255)")
-    p.add_argument("--offset", type=float, default=0.0,
-                   help="then this is added (default 0; for models that take [-1, 1]: --scale 0.00784313725 --offset -1)")
-    p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), default=None,
-                   help="resize images to H W (needed only if the model accepts any size)")
-    p.add_argument("--limit", type=int, default=None, help="use at most this many images (the first, in sorted order)")
-
-
-def _load_images(args, model):
-    from cams.cli import images_for
-
-    return images_for(model, args)
-
 
 def _folder_labels(paths, class_names: str):
     """Class index of each image: the nearest parent folder whose name is in `class_names`."""
@@ -45,7 +25,7 @@ def _folder_labels(paths, class_names: str):
 
 def cmd_train(args) -> int:
     import cams
-    from cams.cli import load_model
+    from cams.cli import images_for, load_model
     from cams.files import write_json
 
     out = Path(args.out)
@@ -54,7 +34,7 @@ def cmd_train(args) -> int:
     if args.labels == "dataset" and not args.class_names:
         raise ValueError("--labels dataset needs --class-names (the folder names of the classes, in class order)")
     model = load_model(args.model)
-    x, kept = _load_images(args, model)
+    x, kept = images_for(model, args)
     data = (x, _folder_labels(kept, args.class_names)) if args.labels == "dataset" else x
     if args.labels == "dataset" and int(data[1].max()) >= cams.model_graph.num_classes(model):
         raise ValueError(f"--class-names has more classes than the model's {cams.model_graph.num_classes(model)} outputs")
@@ -78,7 +58,7 @@ def cmd_eval(args) -> int:
 
     import cams
     from cams import lcam_eval
-    from cams.cli import load_model
+    from cams.cli import images_for, load_model
     from cams.files import save_npz, write_json, write_text
 
     files = [f.strip() for item in args.lcam for f in item.split(",") if f.strip()]
@@ -90,7 +70,7 @@ def cmd_eval(args) -> int:
         raise ValueError(f"--rise-masks must be >= 1, got {args.rise_masks}")
     model = load_model(args.model)
     lcams = [cams.LCAM.load(f, model, strict=not args.no_strict) for f in files]
-    x, kept = _load_images(args, model)
+    x, kept = images_for(model, args)
     rows, maps = lcam_eval.table1(
         model, x, lcams, methods=methods, layer=args.layer, rise_masks=args.rise_masks,
         scorecam_max_channels=args.scorecam_max_channels, batch_size=args.batch_size, seed=args.seed,
@@ -119,6 +99,8 @@ def cmd_eval(args) -> int:
 
 def register(subparsers) -> None:
     """Add `lcam-train` and `lcam-eval` to the `cams` command line."""
+    from cams.cli import add_image_options
+
     p = subparsers.add_parser(
         "lcam-train",
         help="train L-CAM-Img or L-CAM-Fm (a learned attention explainer) on a frozen classifier",
@@ -126,7 +108,7 @@ def register(subparsers) -> None:
                     "paper's loss and SGD schedule; writes the .npz for `cams lcam-eval` / cams.LCAM.load and "
                     "<out>.history.json with the per-epoch loss terms.",
     )
-    _add_image_options(p)
+    add_image_options(p)
     p.add_argument("--mode", choices=("img", "fm"), default="img",
                    help="img: L-CAM-Img (mask multiplies the input image, second frozen pass); "
                         "fm: L-CAM-Fm (mask multiplies the feature maps). Default img")
@@ -157,7 +139,7 @@ def register(subparsers) -> None:
                     "and write the Markdown Table 1 (AD and IC at 100/50/15%%, forward passes per explanation, "
                     "measured ms per image), table1.json, maps.npz and grid.png.",
     )
-    _add_image_options(p)
+    add_image_options(p)
     p.add_argument("--lcam", required=True, nargs="+",
                    help="L-CAM .npz files from `cams lcam-train` (comma- or space-separated), trained on --model")
     p.add_argument("--out", required=True, help="output folder")
