@@ -293,8 +293,10 @@ class LCAM(LayerExplainer):
         return np.concatenate(maps).astype(np.float32), np.concatenate(probs).astype(np.float32)
 
     # ------------------------------------------------------------------ training
-    def _training_masks_and_logits(self, x: tf.Tensor, labels: tf.Tensor):
-        """M = a_c (N, h, w) and the logits of the L-CAM-Fm / L-CAM-Img network (paper Fig. 2a/2b)."""
+    def _training_masks_and_logits(self, x: tf.Tensor, labels: tf.Tensor, A: Optional[tf.Tensor] = None):
+        """M = a_c (N, h, w) and the logits of the L-CAM-Fm / L-CAM-Img network (paper Fig. 2a/2b).
+
+        L-CAM-Img takes the features A of the clean pass when the caller already has them."""
         masks = []
 
         def attend(A):
@@ -307,22 +309,25 @@ class LCAM(LayerExplainer):
                 self.model, x, self.layer, lambda A: tf.cast(A, tf.float32) * attend(A)[..., None]
             )
         else:
-            A, _ = self.forward(x)
+            if A is None:
+                A, _ = self.forward(x)
             m = attend(A)
             up = tf.image.resize(m[..., None], tf.shape(x)[1:3], method="bilinear")
             _, logits = model_graph.forward(self.model, x * up)
         return masks[0], tf.cast(logits, tf.float32)
 
     def _train_step(self, x, y, lr, use_model_labels: bool):
-        if use_model_labels:
-            _, logits0 = self.forward(x)
-            labels = tf.argmax(logits0, axis=-1, output_type=tf.int32)
-        else:
-            labels = y
+        # one clean pass gives both the model-truth labels and L-CAM-Img's features A
+        A = None
+        labels = y
+        if use_model_labels or self.mode == "img":
+            A, logits0 = self.forward(x)
+            if use_model_labels:
+                labels = tf.argmax(logits0, axis=-1, output_type=tf.int32)
         variables = [self.kernel, self.bias]
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(variables)
-            masks, logits = self._training_masks_and_logits(x, labels)
+            masks, logits = self._training_masks_and_logits(x, labels, A)
             terms = lcam_loss(logits, labels, masks, self.loss)
         grads = tape.gradient(terms["loss"], variables)
         # official optimiser: parameter groups with LR x1 for weights and x2 for biases
