@@ -35,6 +35,7 @@ import numpy as np
 
 from . import METHOD_NAMES, METHOD_TITLES
 from . import edges as _edges
+from .base import normalize_maps
 from .inputs import Targets, check_images
 
 VERSIONS = ("feature", "blend21", "blend11")
@@ -69,11 +70,8 @@ def _as_maps(a, name: str) -> np.ndarray:
 
 
 def normalise(maps) -> np.ndarray:
-    """Per-map min-max normalisation to [0, 1]; a constant map becomes zeros (as every explainer)."""
-    m = _as_maps(maps, "maps")
-    lo = m.min(axis=(1, 2), keepdims=True)
-    span = m.max(axis=(1, 2), keepdims=True) - lo
-    return np.where(span > 0, (m - lo) / np.where(span > 0, span, 1.0), 0.0).astype(np.float32)
+    """Per-map min-max normalisation to [0, 1]; a constant map becomes zeros (`cams.base.normalize_maps`)."""
+    return normalize_maps(_as_maps(maps, "maps")).numpy()
 
 
 # ----------------------------------------------------------------------------- input versions
