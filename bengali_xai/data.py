@@ -56,11 +56,14 @@ def stratified_indices(y: np.ndarray, n: int, seed: int) -> np.ndarray:
     """Sorted indices of a seeded subset of size n whose class shares follow y's."""
     from sklearn.model_selection import train_test_split
 
-    idx = np.arange(len(y))
-    counts = np.bincount(y)
-    strat = y if counts[counts > 0].min() >= 2 else None
-    keep, _ = train_test_split(idx, train_size=n, random_state=seed, stratify=strat)
+    keep, _ = train_test_split(np.arange(len(y)), train_size=n, random_state=seed, stratify=stratify_labels(y))
     return np.sort(keep)
+
+
+def stratify_labels(y: np.ndarray) -> np.ndarray | None:
+    """`y` for scikit-learn's `stratify=`, or None when some class has a single sample (it cannot be split)."""
+    counts = np.bincount(y)
+    return y if counts[counts > 0].min() >= 2 else None
 
 
 def load_data(

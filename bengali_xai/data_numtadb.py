@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import NUM_CLASSES, DigitData, stratified_indices
+from .data import IMAGE_SHAPE, NUM_CLASSES, DigitData, stratified_indices
 from .errors import BengaliXAIError
 
 SUBSETS = tuple(f"training-{c}" for c in "abcde")
@@ -82,14 +82,13 @@ def read_labels(csv_path: str | os.PathLike, folder: str | os.PathLike) -> list[
 
 
 def read_image(path: Path, invert: bool = False) -> np.ndarray | None:
-    """One image -> float32 (28, 28) grey in [0, 1], or None when it cannot be read."""
-    import cv2
+    """One image -> float32 (28, 28) grey in [0, 1] (cams.images.load_image), or None when unreadable."""
+    from cams.images import load_image
 
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None or img.size == 0:
+    try:
+        grey = load_image(path, IMAGE_SHAPE[:2], channels=1)[..., 0]
+    except ValueError:
         return None
-    grey = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
-    grey = cv2.resize(grey, (28, 28), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
     return 1.0 - grey if invert else grey
 
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .data import NUM_CLASSES, DigitData
+from .data import NUM_CLASSES, DigitData, stratify_labels
 from .errors import BengaliXAIError
 
 
@@ -18,16 +18,11 @@ class Split:
     test: np.ndarray
 
 
-def _strat(y: np.ndarray) -> np.ndarray | None:
-    counts = np.bincount(y, minlength=NUM_CLASSES)
-    return y if counts[counts > 0].min() >= 2 else None
-
-
 def _two_way(idx: np.ndarray, y: np.ndarray, test_share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.model_selection import train_test_split
 
     try:
-        a, b = train_test_split(idx, test_size=test_share, random_state=seed, stratify=_strat(y[idx]))
+        a, b = train_test_split(idx, test_size=test_share, random_state=seed, stratify=stratify_labels(y[idx]))
     except ValueError as err:  # too few samples for a stratified split
         raise BengaliXAIError(f"cannot split {len(idx)} samples {1 - test_share:.0%}/{test_share:.0%}: {err}") from None
     return np.sort(a), np.sort(b)
