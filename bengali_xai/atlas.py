@@ -125,7 +125,7 @@ def build_atlas(paths: Sequence[str], size: int = 64, box: int = 48) -> GlyphAtl
 
 def save_atlas(atlas: GlyphAtlas, path: str | os.PathLike = ATLAS_PATH) -> Path:
     """Write the atlas as a compressed .npz (atomically)."""
-    from cams.files import save_npz
+    from cams.core.files import save_npz
 
     return save_npz(path, glyphs=atlas.glyphs, fonts=np.array(atlas.fonts), families=np.array(atlas.families))
 

@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from cams.files import save_figure, write_text
+from cams.core.files import save_figure, write_text
 
 from .data import NUM_CLASSES, DigitData
 from .pipeline import split_data

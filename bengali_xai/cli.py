@@ -78,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, metavar="FILE", help="a .keras model written by `bengali-xai train`")
     _add_data(p)
     p.add_argument("--methods", default="gradcam,gradcam++,smoothgradcam++,scorecam",
-                   help="comma-separated: gradcam, gradcam++, smoothgradcam++, scorecam (default: all four)")
+                   help="comma-separated method names, any that `cams methods` lists except lcam (which needs training); "
+                        "default: gradcam,gradcam++,smoothgradcam++,scorecam")
     p.add_argument("--n", type=_positive, default=8, help="digits shown in the figures (default 8)")
     p.add_argument("--layer", help="layer to explain (default: conv2, the CNN's last convolution)")
     p.add_argument("--energy-samples", type=int, default=200,
@@ -104,19 +105,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _import_tensorflow_quietly() -> None:
     """Import TensorFlow without its C++ start-up chatter (cams.quiet), so errors stay one line."""
-    from cams.quiet import import_tensorflow_quietly
+    from cams.core.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()
 
 
 def _parse_methods(text: str) -> list[str]:
-    from .explain_names import parse_methods
+    """The --methods names, checked against cams' method registry (trained ones excluded)."""
+    _import_tensorflow_quietly()  # the registry imports the methods, hence TensorFlow
+    from cams.methods import registry
 
-    return parse_methods(text)
+    try:
+        return list(dict.fromkeys(registry.parse_methods(text, allowed=explainable_methods())))
+    except ValueError as err:
+        raise BengaliXAIError(str(err)) from None
+
+
+def explainable_methods() -> list[str]:
+    """Registered methods that need no training (L-CAM needs a trained attention file)."""
+    from cams.methods import registry
+
+    return [n for n, m in registry.methods().items() if m.family != "learned"]
 
 
 def _check_model_file(path: str) -> None:
-    from cams.model_io import check_model_file
+    from cams.core.model_io import check_model_file
 
     from .errors import MODEL_HINT
 

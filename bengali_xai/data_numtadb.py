@@ -83,7 +83,7 @@ def read_labels(csv_path: str | os.PathLike, folder: str | os.PathLike) -> list[
 
 def read_image(path: Path, invert: bool = False) -> np.ndarray | None:
     """One image -> float32 (28, 28) grey in [0, 1] (cams.images.load_image), or None when unreadable."""
-    from cams.images import load_image
+    from cams.core.images import load_image
 
     try:
         grey = load_image(path, IMAGE_SHAPE[:2], channels=1)[..., 0]

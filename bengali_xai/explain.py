@@ -7,11 +7,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from cams.files import write_json
+from cams.core.files import write_json
 
 from .data import DigitData
 from .errors import MODEL_HINT, BengaliXAIError
-from .explain_names import METHODS, parse_methods
 from .model import LAST_CONV
 from .pipeline import split_data
 
@@ -21,7 +20,7 @@ STROKE_DILATION = 2
 
 def load_model(path: str | os.PathLike):
     """Load a .keras model, with a one-line error naming the file when that fails."""
-    from cams.model_io import load_keras_model
+    from cams.core.model_io import load_keras_model
 
     try:
         return load_keras_model(path, MODEL_HINT)
@@ -30,15 +29,10 @@ def load_model(path: str | os.PathLike):
 
 
 def make_explainer(name: str, model, layer: str | None = None, seed: int = 0):
-    """The cams explainer for a command-line method name."""
-    import cams
+    """The cams explainer registered as `name`, seeded, 64 images (or masked copies) per batch."""
+    from cams.methods import registry
 
-    cls = getattr(cams, METHODS[name][1])
-    if name == "smoothgradcam++":
-        return cls(model, layer=layer, n_samples=16, noise=0.15, seed=seed)
-    if name == "scorecam":
-        return cls(model, layer=layer, batch_size=64)
-    return cls(model, layer=layer)
+    return registry.make_explainer(name, model, layer=layer, seed=seed, batch_size=64)
 
 
 def default_layer(model) -> str | None:
@@ -104,7 +98,9 @@ def explain(
     import cams
 
     out = Path(out)
-    methods = parse_methods(methods)
+    from cams.methods import registry
+
+    methods = list(dict.fromkeys(registry.parse_methods(methods) if isinstance(methods, str) else methods))
     layer = layer or default_layer(model)
     idx = pick_examples(data, n, seed)
     x, y = data.x[idx], data.y[idx]
@@ -116,7 +112,7 @@ def explain(
     grid: dict[str, np.ndarray] = {}
     energy: dict[str, Any] = {}
     for name in methods:
-        label = METHODS[name][0]
+        label = registry.title(name)
         try:
             ex = make_explainer(name, model, layer=layer, seed=seed)
         except ValueError as err:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 
-from cams.files import write_json
+from cams.core.files import write_json
 from cams.training import STRATEGIES, fit_resumable, make_strategy, save_model_atomic, set_mixed_precision, set_seed
 from cams.viz import plot_history
 

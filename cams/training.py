@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .files import atomic_path, write_json
+from cams.core.files import atomic_path, write_json
 
 STRATEGIES = ("default", "mirrored", "tpu")
 

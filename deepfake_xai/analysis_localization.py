@@ -10,12 +10,13 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from cams.files import write_json
+from cams.core.files import write_json
 from cams.viz import save_grid
 
 from .analysis_common import Analysis
 from .data import denormalise, list_split, mask_path
 
+#: the methods the study compares (any name of `cams methods` works)
 METHODS = ("saliency", "gradcam", "gradcam++")
 
 
@@ -42,11 +43,10 @@ def has_masks(an: Analysis, split: str = "test") -> bool:
 
 
 def explainers(model, layer: str | None) -> dict:
-    """The three methods compared, by name."""
-    import cams
+    """The methods compared, by name, from cams' method registry."""
+    from cams.methods import registry
 
-    return {"saliency": cams.Saliency(model), "gradcam": cams.GradCAM(model, layer=layer),
-            "gradcam++": cams.GradCAMPlusPlus(model, layer=layer)}
+    return {name: registry.make_explainer(name, model, layer=layer) for name in METHODS}
 
 
 def localization_analysis(an: Analysis, batch_size: int = 16, n_examples: int = 4, tolerance: int = 0) -> dict:

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.metrics import DetCurveDisplay, auc, det_curve, roc_curve  # noqa: E402
 
-from cams.files import save_figure, write_json, write_text  # noqa: E402
+from cams.core.files import save_figure, write_json, write_text  # noqa: E402
 from cams.metrics import probabilities  # noqa: E402
 
 from .analysis_common import Analysis  # noqa: E402

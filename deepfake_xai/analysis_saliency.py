@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from cams.files import save_figure, save_npz  # noqa: E402
+from cams.core.files import save_figure, save_npz  # noqa: E402
 from cams.viz import heatmap, save_triplets  # noqa: E402
 
 from .analysis_common import Analysis  # noqa: E402

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from cams.files import write_json
+from cams.core.files import write_json
 
 
 def run_demo(out: str | os.PathLike = "runs/demo", image_size: int = 128, counts: dict[str, int] | None = None,

@@ -24,7 +24,7 @@ from typing import Callable, Iterator, Sequence
 import cv2
 import numpy as np
 
-from cams.files import write_json
+from cams.core.files import write_json
 
 from .faces import FaceRegion, center_face_detector, draw_face, faces_from_folder, haar_face_detector
 

@@ -135,7 +135,7 @@ def load_checkpoint(path: str | os.PathLike) -> keras.Model:
     if path.suffix in (".pt", ".pth"):
         raise WeightsError(f"{path} is a PyTorch checkpoint; train with `deepfake-xai train` to get "
                            f"a Keras checkpoint under checkpoints/ (…/<dataset>_<model>_<optimizer>.keras)")
-    from cams.model_io import load_keras_model
+    from cams.core.model_io import load_keras_model
 
     try:
         return load_keras_model(path, "train first with `deepfake-xai train`, or pass -cpp PATH")

@@ -201,8 +201,11 @@ def test_cli_errors_exit_nonzero_with_one_line(tmp_path):
     assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1
     assert "missing.keras: no such model file" in r.stderr
     r = run_cli("explain", "--model", "m.keras", "--methods", "gradcam,lime", "--out", str(tmp_path))
+    from bengali_xai.cli import explainable_methods
+
     assert r.returncode == 1 and r.stderr.strip() == (
-        "bengali-xai explain: error: unknown method(s) lime; choose from gradcam, gradcam++, smoothgradcam++, scorecam")
+        f"bengali-xai explain: error: unknown method 'lime'; choose from {', '.join(explainable_methods())}")
+    assert "lcam" not in explainable_methods() and "gradcam" in explainable_methods()
     r = run_cli("train", "--data", "numtadb", "--out", str(tmp_path))
     assert r.returncode == 1 and "--data numtadb needs --data-dir" in r.stderr
     r = run_cli("train", "--epochs", "0", "--out", str(tmp_path))

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 import cams
-from cams import edges as cams_edges
-from cams import feature_cam as fcm
+from cams.methods.feature_cam import edges as cams_edges
+from cams.methods import feature_cam as fcm
 from cams_models import conv_gap_dense, images
 
 # 1 image of 2x2: edges F, grey image G, base CAM M
@@ -77,7 +77,7 @@ def model():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"base": "scorecam"}, "base must be one of 'gradcam', 'gradcam\\+\\+', 'smoothgradcam\\+\\+', got 'scorecam'"),
+        ({"base": "scorecam"}, "base must be one of 'gradcam', 'gradcam\\+\\+', 'smoothgradcam\\+\\+', .*got 'scorecam'"),
         ({"edges": "sobel"}, "edges must be one of 'hed', 'canny', got 'sobel'"),
         ({"version": "blend12"}, "version must be one of 'feature', 'blend21', 'blend11', got 'blend12'"),
         ({"experiment": "subtract"}, "experiment must be one of 'add', 'multiply', 'complement', got 'subtract'"),

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import skimage.data
 
-from cams import edges
+from cams.methods.feature_cam import edges
 
 
 def _photos(size=128):

@@ -8,9 +8,9 @@ import pytest
 import tensorflow as tf
 
 import cams
-from cams import lcam as L
-from cams import model_graph
-from cams.model_split import forward_replaced
+from cams.methods import lcam as L
+from cams.core import model_graph
+from cams.core.model_graph import forward
 from cams_models import conv_flatten_dense, conv_gap_dense, images
 
 
@@ -88,19 +88,19 @@ def test_attention_conv_and_class_selection_by_hand():
 
 
 # ----------------------------------------------------------------------------- model splitting
-def test_forward_replaced_runs_the_head_on_the_replacement():
+def test_forward_with_replace_runs_the_head_on_the_replacement():
     model = conv_gap_dense(size=16, softmax=True)
     layer = model_graph.resolve_layer(model, "feat")
     x = tf.constant(images(3, size=16))
     A, logits = model_graph.forward(model, x, layer)
-    A2, same = forward_replaced(model, x, layer, lambda a: a)
+    A2, same = forward(model, x, layer, replace=lambda a: a)
     np.testing.assert_allclose(same.numpy(), logits.numpy(), atol=1e-5)
     np.testing.assert_allclose(A2.numpy(), A.numpy())
     dense = model.get_layer("head")
     w, b = dense.kernel.numpy(), dense.bias.numpy()
-    _, zero = forward_replaced(model, x, layer, lambda a: 0.0 * a)  # GAP(0) = 0 -> logits = bias
+    _, zero = forward(model, x, layer, replace=lambda a: 0.0 * a)  # GAP(0) = 0 -> logits = bias
     np.testing.assert_allclose(zero.numpy(), np.tile(b, (3, 1)), atol=1e-6)
-    _, double = forward_replaced(model, x, layer, lambda a: 2.0 * a)  # linear head: 2 W^T gap(A) + b
+    _, double = forward(model, x, layer, replace=lambda a: 2.0 * a)  # linear head: 2 W^T gap(A) + b
     np.testing.assert_allclose(double.numpy(), 2 * A.numpy().mean(axis=(1, 2)) @ w + b, atol=1e-4)
 
 

@@ -8,9 +8,9 @@ import pytest
 from PIL import Image
 
 import cams
-from cams import lcam_eval
+from cams.studies import lcam_table1 as lcam_eval
 from cams.cli import main
-from cams.images import load_images
+from cams.core.images import load_images
 from cams_models import conv_gap_dense
 
 

@@ -33,17 +33,15 @@ from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
 import keras
 import numpy as np
 
-from . import METHOD_NAMES, METHOD_TITLES
-from . import edges as _edges
-from .base import normalize_maps
-from .inputs import Targets, check_images
+from cams.methods import registry
+from cams.methods.feature_cam import edges as _edges
+from cams.core.base import normalize_maps
+from cams.core.inputs import Targets, check_images
 
 VERSIONS = ("feature", "blend21", "blend11")
 EXPERIMENTS = ("add", "multiply", "complement")
-#: base name (as in `cams.METHOD_NAMES`) -> explainer class name in cams.gradient_cams
-#: base CAM command-line name -> explainer class name / title (cams.METHOD_NAMES, cams.METHOD_TITLES)
-BASES = {name: METHOD_NAMES[name] for name in ("gradcam", "gradcam++", "smoothgradcam++")}
-BASE_TITLES = {name: METHOD_TITLES[name] for name in BASES}
+#: the paper's base CAMs (any gradient CAM of the registry that reads a layer works)
+PAPER_BASES = ("gradcam", "gradcam++", "smoothgradcam++")
 #: the paper's top five (version, experiment) combinations
 TOP_FIVE = (("feature", "add"), ("blend21", "add"), ("blend11", "add"), ("feature", "complement"), ("blend11", "complement"))
 ALL_COMBINATIONS = tuple((v, e) for e in EXPERIMENTS for v in VERSIONS)
@@ -54,6 +52,11 @@ Combination = Tuple[str, str]
 def combination_name(version: str, experiment: str) -> str:
     """Short label of a combination, e.g. 'add·blend21'."""
     return f"{experiment}·{version}"
+
+
+def base_names() -> Tuple[str, ...]:
+    """Registered methods usable as the base CAM M: the gradient CAMs that read a feature layer."""
+    return tuple(n for n, m in registry.methods("gradient").items() if m.uses_layer)
 
 
 def _check_choice(name: str, value, choices) -> str:
@@ -165,6 +168,10 @@ class FeatureCAMResult:
         return {combination_name(v, e): self.maps[(v, e)] for v, e in TOP_FIVE if (v, e) in self.maps}
 
 
+@registry.register(
+    "featurecam", title="Feature CAM", family="edge", cost="base CAM + 1 HED pass",
+    paper="Clement, Yang & Cheng, arXiv 2024", formula="normalise(k V + M), V = HED edges blended with the grey image",
+    quick={"edges": "canny"})
 class FeatureCAM:
     """Feature CAM explainer: `maps = FeatureCAM(model)(images, targets=None)`.
 
@@ -188,16 +195,14 @@ class FeatureCAM:
         k: float = 0.25,
         base_options: Optional[Mapping] = None,
     ):
-        self.base_name = _check_choice("base", base, tuple(BASES))
+        self.base_name = _check_choice("base", base, base_names())
         self.edges_name = _check_choice("edges", edges, tuple(_edges.EDGE_METHODS))
         self.version = _check_choice("version", version, VERSIONS)
         self.experiment = _check_choice("experiment", experiment, EXPERIMENTS)
         if isinstance(k, bool) or not isinstance(k, numbers.Real) or not np.isfinite(k) or k < 0:
             raise ValueError(f"k must be a finite number >= 0 (the paper uses 0.25, in [0, 0.5]), got {k!r}")
         self.k = float(k)
-        from . import gradient_cams
-
-        self.base_explainer = getattr(gradient_cams, BASES[base])(model, layer=layer, **dict(base_options or {}))
+        self.base_explainer = registry.make_explainer(base, model, layer=layer, **dict(base_options or {}))
         self.model = model
         self.layer = self.base_explainer.layer
         self.input_shape = self.base_explainer.input_shape

@@ -37,11 +37,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from . import model_graph
-from .files import atomic_savedmodel_dir
-from .base import LayerExplainer, normalize_maps, resize_maps, resolve_targets
-from .inputs import Targets, check_images, check_targets
-from .model_split import forward_replaced
+from cams.core import model_graph
+from cams.core.base import LayerExplainer, normalize_maps, resize_maps, resolve_targets
+from cams.core.inputs import Targets, check_images, check_targets
+from cams.methods.registry import register
 
 FORMAT_VERSION = 1
 MODES = ("img", "fm")
@@ -159,20 +158,6 @@ def model_fingerprint(model) -> str:
     return h.hexdigest()
 
 
-def _feature_channels(model, layer) -> int:
-    try:
-        k = layer.output.shape[-1]
-    except (AttributeError, ValueError, RuntimeError):
-        k = None
-    if k is None:
-        _, h, w, c = model_graph.input_shape(model)
-        if h is None or w is None:
-            raise ValueError(f"cannot tell the number of channels of layer {layer.name!r}")
-        a, _ = model_graph.forward(model, tf.zeros((1, h, w, c)), layer)
-        k = a.shape[-1]
-    return int(k)
-
-
 def _as_dataset(data, batch_size: int):
     """A batched tf.data.Dataset of (images, labels) from a Dataset or numpy arrays.
 
@@ -223,6 +208,16 @@ def _progress(iterable, total, desc, enabled):
 
 
 # ----------------------------------------------------------------------------- the explainer
+def _load_for_registry(model, path, batch_size: int = 32):
+    """`make_explainer("lcam", model, path=FILE)`: a trained L-CAM file for this classifier."""
+    lcam = LCAM.load(path, model)
+    lcam.batch_size = int(batch_size)
+    return lcam
+
+
+@register("lcam", title="L-CAM", family="learned", cost="1 forward (after training)",
+          paper="Gkartzonika et al., ECCV-W 2022", formula="upsampled pre-sigmoid 1x1-conv attention of the target class",
+          build=_load_for_registry)
 class LCAM(LayerExplainer):
     """L-CAM-Fm / L-CAM-Img explainer: `maps = lcam(images, targets=None)`.
 
@@ -244,7 +239,7 @@ class LCAM(LayerExplainer):
         self.mode, self.loss = mode, loss
         self.batch_size = int(batch_size)
         self.layer_name = _qualified_name(model, self.layer)
-        self.channels = _feature_channels(model, self.layer)
+        self.channels = model_graph.feature_channels(model, self.layer)
         k, c = self.channels, self.n_classes
         if kernel is None or bias is None:
             rng = np.random.default_rng(seed)
@@ -276,7 +271,7 @@ class LCAM(LayerExplainer):
         maps = resize_maps(normalize_maps(cam), tf.shape(x)[1:3])  # paper Eq. 9: normalise, then upscale
         return maps, tf.cast(logits, tf.float32)
 
-    def _explain_and_postprocess(self, x: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
+    def explain_tensor(self, x: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
         return self._maps_and_logits(x, targets)[0]
 
     def explain_with_probabilities(self, images, targets: Targets = None):
@@ -305,8 +300,8 @@ class LCAM(LayerExplainer):
             return m
 
         if self.mode == "fm":
-            _, logits = forward_replaced(
-                self.model, x, self.layer, lambda A: tf.cast(A, tf.float32) * attend(A)[..., None]
+            _, logits = model_graph.forward(
+                self.model, x, self.layer, replace=lambda A: tf.cast(A, tf.float32) * attend(A)[..., None]
             )
         else:
             if A is None:
@@ -453,7 +448,7 @@ class LCAM(LayerExplainer):
 
         The classifier itself is not stored: load with `LCAM.load(path, model)`.
         """
-        from .files import save_npz
+        from cams.core.files import save_npz
 
         return save_npz(path, kernel=self.kernel.numpy(), bias=self.bias.numpy(),
                         meta=np.array(json.dumps(self._meta())))
@@ -508,32 +503,15 @@ class LCAM(LayerExplainer):
         lcam.settings = meta.get("settings", {})
         return lcam
 
+    @property
+    def variables(self) -> list:
+        """The attention's own variables (the 1x1 conv's kernel and bias)."""
+        return [self.kernel, self.bias]
+
     def export_savedmodel(self, directory) -> Path:
-        """Write a SavedModel (classifier + attention) with signature "serving_default":
-        images (N, H, W, C) float32 -> {"probabilities": (N, C), "map": (N, H, W)} for the top-1
-        class, in one forward pass; and "explain": (images, targets (N,) int32) -> the same for the
-        given classes (-1 = top-1). Written to a temporary folder, then moved into place.
-        """
-        out = Path(directory)
-        _, h, w, c = self.input_shape
-        module = tf.Module()
-        module.model = self.model
-        module.model_variables = [getattr(v, "value", v) for v in self.model.weights]
-        module.kernel, module.bias = self.kernel, self.bias
+        """Write a SavedModel (classifier + attention) through `cams.export.export_savedmodel`:
+        "serving_default": images -> {"predictions", "probabilities", "class", "map"} for the top-1
+        class in one forward pass; "explain": (images, targets) -> the same for the given classes."""
+        from cams.export import export_savedmodel
 
-        def explain(images, targets):
-            maps, logits = self._maps_and_logits(images, targets)
-            return {"probabilities": tf.nn.softmax(logits, axis=-1), "map": maps}
-
-        images_spec = tf.TensorSpec((None, h, w, c), tf.float32, name="images")
-        module.serve = tf.function(
-            lambda images: explain(images, tf.fill(tf.shape(images)[:1], -1)), input_signature=[images_spec]
-        )
-        module.explain = tf.function(explain, input_signature=[images_spec, tf.TensorSpec((None,), tf.int32, name="targets")])
-        with atomic_savedmodel_dir(out) as tmp:
-            tf.saved_model.save(
-                module, str(tmp),
-                signatures={"serving_default": module.serve.get_concrete_function(),
-                            "explain": module.explain.get_concrete_function()},
-            )
-        return out
+        return export_savedmodel(self.model, directory, explain=self)

@@ -25,11 +25,13 @@ from typing import Dict, List, Mapping, Optional, Sequence
 import keras
 import numpy as np
 
-from . import edges as _edges
-from . import metrics, model_graph
-from .feature_cam import (
-    BASE_TITLES,
-    BASES,
+from cams.methods.feature_cam import edges as _edges
+from cams import metrics
+from cams.methods import registry
+from cams.core import model_graph
+from cams.methods.feature_cam import (
+    PAPER_BASES,
+    base_names,
     TOP_FIVE,
     Combination,
     FeatureCAM,
@@ -37,7 +39,7 @@ from .feature_cam import (
     combination_name,
     normalise,
 )
-from .inputs import check_images
+from cams.core.inputs import check_images
 
 
 @dataclass
@@ -80,7 +82,7 @@ def _score(model, images, maps, cls, percentile, batch_size, fill=0.0) -> Dict[s
 def evaluate(
     model: keras.Model,
     images,
-    bases: Sequence[str] = tuple(BASES),
+    bases: Sequence[str] = PAPER_BASES,
     edges: str = "hed",
     edge_maps=None,
     layer=None,
@@ -97,10 +99,10 @@ def evaluate(
     `fill` is the value outside the mask (black in input space: 0, or -1 for [-1, 1] models).
     """
     if not bases:
-        raise ValueError(f"give at least one base CAM from {', '.join(BASES)}")
+        raise ValueError(f"give at least one base CAM from {', '.join(base_names())}")
     for b in bases:
-        if b not in BASES:
-            raise ValueError(f"base must be one of {', '.join(map(repr, BASES))}, got {b!r}")
+        if b not in base_names():
+            raise ValueError(f"base must be one of {', '.join(map(repr, base_names()))}, got {b!r}")
     x = check_images(images, model_graph.input_shape(model))
     probs = metrics.probabilities(model, x, batch_size)
     cls = probs.argmax(axis=1).astype(np.int32)
@@ -144,7 +146,7 @@ def right_classification_table(ev: FeatureCAMEvaluation) -> str:
     ]
     for b, s in ev.scores.items():
         cells = [s["base"]["right_classification"]] + [s[c]["right_classification"] for c in labels]
-        lines.append(f"| {BASE_TITLES[b]} | " + " | ".join(f"{v:.1f}%" for v in cells) + " |")
+        lines.append(f"| {registry.title(b)} | " + " | ".join(f"{v:.1f}%" for v in cells) + " |")
     return _header(ev, "Right classification % of explanation maps: Base CAMs vs Feature CAM") + "\n".join(lines) + "\n"
 
 
@@ -158,7 +160,7 @@ def confidence_table(ev: FeatureCAMEvaluation) -> str:
     ]
     for b, s in ev.scores.items():
         cells = [ev.original_confidence, s["base"]["confidence"]] + [s[c]["confidence"] for c in labels]
-        lines.append(f"| {BASE_TITLES[b]} | " + " | ".join(f"{v:.1f}%" for v in cells) + " |")
+        lines.append(f"| {registry.title(b)} | " + " | ".join(f"{v:.1f}%" for v in cells) + " |")
     return _header(ev, "Average confidence %: original image vs Base CAMs vs Feature CAM") + "\n".join(lines) + "\n"
 
 
@@ -181,8 +183,8 @@ def save_stages(
     fill: float = 0.0,
 ) -> Path:
     """The paper's Fig. 3: one row per (image, method): image | saliency map | mask | explanation map."""
-    from .files import save_figure
-    from .viz import heatmap, to_uint8_rgb  # sets the headless backend before pyplot loads
+    from cams.core.files import save_figure
+    from cams.viz import heatmap, to_uint8_rgb  # sets the headless backend before pyplot loads
 
     import matplotlib.pyplot as plt
 
@@ -218,8 +220,8 @@ def save_heatmap_grid(
     """The paper's Fig. 1/5: input | one coloured map per method (no overlay, so the edge detail
     Feature CAM adds stays visible). Colours span each map's own min..max (the products of the
     multiply/complement experiments are often dim), which changes no map's ranking of pixels."""
-    from .files import save_figure
-    from .viz import heatmap, to_uint8_rgb  # sets the headless backend before pyplot loads
+    from cams.core.files import save_figure
+    from cams.viz import heatmap, to_uint8_rgb  # sets the headless backend before pyplot loads
 
     import matplotlib.pyplot as plt
 
@@ -255,13 +257,13 @@ def save_figures(ev: FeatureCAMEvaluation, images, out: str | os.PathLike, rows:
     # rows spread evenly over the image set (folders are sorted, so e.g. both classes show)
     pick = np.unique(np.linspace(0, ev.n_images - 1, min(rows, ev.n_images)).round().astype(int))
     x = np.asarray(images)[pick]
-    title = BASE_TITLES[figure_base]
+    title = registry.title(figure_base)
     # the paper's best combination (add x input 2) unless it was not evaluated
     first = ("blend21", "add") if ("blend21", "add") in ev.combinations else (ev.combinations[0] if ev.combinations else None)
     stage_maps = {title: res.base[pick]}
     if first is not None:
         stage_maps[f"FC {combination_name(*first)}"] = res[first][pick]
-    grid_maps = {BASE_TITLES[b]: r.base[pick] for b, r in ev.results.items()}
+    grid_maps = {registry.title(b): r.base[pick] for b, r in ev.results.items()}
     grid_maps["edges"] = res.edges[pick]
     for v, e in ev.combinations:
         grid_maps[f"FC {combination_name(v, e)}"] = res[(v, e)][pick]

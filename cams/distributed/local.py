@@ -16,8 +16,11 @@ import tensorflow as tf
 from PIL import Image
 from tqdm import tqdm
 
-from . import files, metrics, model_graph, viz
-from .images import list_images, load_image
+from cams.core import files
+from cams import metrics
+from cams.core import model_graph
+from cams import viz
+from cams.core.images import list_images, load_image
 
 
 @dataclass

@@ -229,6 +229,21 @@ def input_shape(model) -> Sequence[Optional[int]]:
     return tuple(shape)
 
 
+def feature_channels(model, layer) -> int:
+    """K, the number of channels of `layer`'s 4-D output (run once on zeros if not recorded)."""
+    try:
+        k = layer.output.shape[-1]
+    except (AttributeError, ValueError, RuntimeError):
+        k = None
+    if k is None:
+        _, h, w, c = input_shape(model)
+        if h is None or w is None:
+            raise ValueError(f"cannot tell the number of channels of layer {layer.name!r}")
+        a, _ = forward(model, tf.zeros((1, h, w, c)), layer)
+        k = a.shape[-1]
+    return int(k)
+
+
 def num_classes(model) -> int:
     """Number of output classes (last dimension of the model's output)."""
     shape = model.output_shape

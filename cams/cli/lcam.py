@@ -25,8 +25,8 @@ def _folder_labels(paths, class_names: str):
 
 def cmd_train(args) -> int:
     import cams
-    from cams.cli import images_for, load_model
-    from cams.files import write_json
+    from cams.cli.common import images_for, load_model
+    from cams.core.files import write_json
 
     out = Path(args.out)
     if out.suffix != ".npz":
@@ -57,9 +57,9 @@ def cmd_eval(args) -> int:
     import numpy as np
 
     import cams
-    from cams import lcam_eval
-    from cams.cli import images_for, load_model
-    from cams.files import save_npz, write_json, write_text
+    from cams.studies import lcam_table1 as lcam_eval
+    from cams.cli.common import images_for, load_model
+    from cams.core.files import save_npz, write_json, write_text
 
     files = [f.strip() for item in args.lcam for f in item.split(",") if f.strip()]
     methods = [m.strip().lower() for m in args.methods.split(",") if m.strip()]
@@ -99,7 +99,7 @@ def cmd_eval(args) -> int:
 
 def register(subparsers) -> None:
     """Add `lcam-train` and `lcam-eval` to the `cams` command line."""
-    from cams.cli import add_image_options
+    from cams.cli.common import add_image_options
 
     p = subparsers.add_parser(
         "lcam-train",

@@ -10,8 +10,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from . import model_graph
-from .inputs import Targets, check_images, check_targets
+from cams.core import model_graph
+from cams.core.inputs import Targets, check_images, check_targets
 
 
 def compiled(fn, input_signature) -> tf.types.experimental.PolymorphicFunction:
@@ -62,6 +62,8 @@ class Explainer:
 
     #: images per compiled call; gradient CAMs keep the whole batch on one tape
     batch_size: int = 32
+    #: True when `explain_tensor` handles a whole batch in one graph (a SavedModel can serve it)
+    exportable: bool = True
 
     def __init__(self, model: keras.Model):
         if not isinstance(model, keras.Model):
@@ -69,7 +71,7 @@ class Explainer:
         self.model = model
         self.input_shape = model_graph.input_shape(model)
         self.n_classes = model_graph.num_classes(model)
-        self._compiled = compiled(self._explain_and_postprocess, self._signature())
+        self._compiled = compiled(self.explain_tensor, self._signature())
 
     def __call__(self, images, targets: Targets = None) -> np.ndarray:
         x = check_images(images, self.input_shape)
@@ -80,8 +82,22 @@ class Explainer:
         ]
         return np.concatenate(out, axis=0).astype(np.float32)
 
-    def _explain_and_postprocess(self, x: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
+    def explain_tensor(self, x: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
+        """The normalised, resized maps as a tf.Tensor, traceable inside another tf.function.
+
+        Args:
+            x: float32 images (B, H, W, C).
+            targets: int32 (B,); -1 means the top-1 class.
+
+        Returns:
+            float32 (B, H, W) maps in [0, 1]. This is what `__call__` runs, batch by batch; an
+            exporter puts it in a serving signature.
+        """
         return normalize_maps(resize_maps(self._explain_batch(x, targets), tf.shape(x)[1:3]))
+
+    def forward_passes(self) -> float:
+        """Forward passes of the classifier per explained image (the method's cost floor)."""
+        return 1.0
 
     def _explain_batch(self, x: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:  # pragma: no cover
         raise NotImplementedError

@@ -4,10 +4,13 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from .base import Explainer, resolve_targets, target_scores
-from . import model_graph
+from cams.core.base import Explainer, resolve_targets, target_scores
+from cams.core import model_graph
+from cams.methods.registry import register
 
 
+@register("saliency", title="Saliency", family="gradient", cost="1 forward + full backward",
+          paper="Simonyan et al., 2014; Smilkov et al., 2017 (SmoothGrad)", formula="max_c abs(dS/dx_c)")
 class Saliency(Explainer):
     """M = max_c |dS/dx_c|; with `smooth_samples` = n > 0, M is averaged over n noisy copies
     x + N(0, (noise * (max x - min x))^2). S is the target's pre-softmax logit."""
@@ -18,6 +21,15 @@ class Saliency(Explainer):
             raise ValueError(f"smooth_samples and noise must be >= 0, got {smooth_samples}, {noise}")
         self.smooth_samples, self.noise, self.batch_size = int(smooth_samples), float(noise), int(batch_size)
         self._rng = tf.random.Generator.from_seed(seed) if seed is not None else tf.random.Generator.from_non_deterministic_state()
+
+    @property
+    def variables(self) -> list:
+        """The noise generator's state (tracked when the explainer is exported)."""
+        return [self._rng.state]
+
+    def forward_passes(self) -> float:
+        """One forward pass and one full backward pass (about 2 forwards) per noisy copy."""
+        return 2.0 * max(1, self.smooth_samples + (self.smooth_samples > 0))
 
     def _abs_grad(self, x, targets):
         with tf.GradientTape(watch_accessed_variables=False) as tape:

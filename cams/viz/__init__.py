@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .files import save_figure  # noqa: E402
+from cams.core.files import save_figure  # noqa: E402
 
 
 def to_uint8_rgb(image: np.ndarray) -> np.ndarray:

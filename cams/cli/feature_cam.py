@@ -28,12 +28,12 @@ def _progress(args, text: str) -> None:
 
 def cmd_feature_cam(args) -> int:
     import cams
-    from cams import feature_cam as fcm
-    from cams import feature_cam_eval as fce
-    from cams.cli import images_for, load_model
-    from cams.edges import edge_maps
+    from cams.methods import feature_cam as fcm
+    from cams.studies import feature_cam_tables as fce
+    from cams.cli.common import images_for, load_model
+    from cams.methods.feature_cam.edges import edge_maps
 
-    bases = _comma_list(args.base, tuple(fcm.BASES), "base")
+    bases = _comma_list(args.base, fcm.base_names(), "base")
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be >= 1, got {args.limit}")
     if args.rows < 1:
@@ -80,7 +80,7 @@ def register(subparsers) -> None:
         "(80th-percentile mask), right classification % and average confidence tables (Markdown) "
         "for each base CAM and the paper's top five combinations, and the Fig. 3 / Fig. 1 figures.",
     )
-    from cams.cli import add_image_options
+    from cams.cli.common import add_image_options
 
     add_image_options(p)
     p.add_argument("--out", required=True, help="output folder")

@@ -1,0 +1,42 @@
+"""The `cams` command line: one module per subcommand group, each with `register(subparsers)`.
+
+    explain.py       layers, explain, explain-folder
+    feature_cam.py   feature-cam (the Feature CAM paper's Tables 2/3 and figures)
+    lcam.py          lcam-train, lcam-eval (the L-CAM paper's Table 1)
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Optional, Sequence
+
+from cams.cli.common import add_image_options, images_for, load_model  # noqa: F401  (used by the apps)
+
+#: modules that add their own subcommands: each defines `register(subparsers)` and sets
+#: `func(args) -> int` on its parsers (ValueError = the user's error)
+COMMAND_MODULES = ("cams.cli.explain", "cams.cli.feature_cam", "cams.cli.lcam")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="cams", description="Class activation maps for saved Keras models.")
+    sub = ap.add_subparsers(dest="command", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return ap
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    from cams.core.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()  # no CUDA/oneDNN chatter on CPU machines
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as err:
+        print(f"cams {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""Options and helpers shared by the `cams` subcommands: the model, the images, the methods."""
+from __future__ import annotations
+
+import sys
+
+
+def add_image_options(p, limit: bool = True) -> None:
+    """The options `images_for` reads: --model, --images, --scale, --offset, --size (and --limit)."""
+    p.add_argument("--model", required=True, help="the classifier: a .keras file (saved with model.save)")
+    p.add_argument("--images", required=True, nargs="+", help="image files and/or folders (searched recursively)")
+    p.add_argument("--scale", type=float, default=1 / 255.0,
+                   help="pixel values (0..255) are multiplied by this (default 1/255; use 1 for models that take 0..255)")
+    p.add_argument("--offset", type=float, default=0.0,
+                   help="then this is added (default 0; for models that take [-1, 1]: --scale 0.00784313725 --offset -1)")
+    p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), default=None,
+                   help="resize images to H W (needed only if the model accepts any size)")
+    if limit:
+        p.add_argument("--limit", type=int, default=None, help="use at most this many images (the first, in sorted order)")
+
+
+def images_for(model, args):
+    """Load --images for `model` with --scale/--offset/--size/--limit; report skipped files."""
+    from cams.core.images import load_for_model
+
+    x, kept, skipped = load_for_model(model, args.images, scale=args.scale, offset=args.offset,
+                                      size=tuple(args.size) if args.size else None, limit=getattr(args, "limit", None))
+    for p, why in skipped:
+        print(f"skipped {p}: {why}", file=sys.stderr)
+    return x, kept
+
+
+def load_model(path: str):
+    """The Keras model at `path` (a ValueError naming the file and the fix if it cannot be read)."""
+    from cams.core.model_io import load_keras_model
+
+    return load_keras_model(path)
+
+
+def add_methods_option(p, default: str) -> None:
+    """--methods (comma list of registered methods), --layer and --lcam."""
+    from cams.methods import registry
+
+    p.add_argument("--methods", default=default,
+                   help=f"comma list of: {registry.help_text()} (default: {default}; `cams methods` lists papers and costs)")
+    p.add_argument("--layer", default=None,
+                   help="feature layer name (default: the last layer with a 4-D output; see `cams layers`)")
+    p.add_argument("--lcam", default=None, metavar="FILE",
+                   help="the trained L-CAM file (from `cams lcam-train`) used by --methods lcam")
+
+
+def explainers_for(model, args) -> dict:
+    """{method name: explainer} for --methods, built from the registry with --layer / --lcam."""
+    from cams.methods import registry
+
+    explainers = {}
+    for name in dict.fromkeys(registry.parse_methods(args.methods)):
+        options = {"layer": args.layer}
+        if registry.get(name).family == "learned":
+            if not args.lcam:
+                raise ValueError(f"--methods {name} needs --lcam FILE (train one with `cams lcam-train`)")
+            options["path"] = args.lcam
+        explainers[name] = registry.make_explainer(name, model, **options)
+    return explainers
+
+

@@ -1,0 +1,106 @@
+"""`cams layers`, `cams explain` and `cams explain-folder`."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from cams.cli.common import add_image_options, add_methods_option, explainers_for, images_for, load_model
+
+
+def cmd_layers(args) -> int:
+    import cams
+
+    model = load_model(args.model)
+    names = cams.conv_layer_names(model)
+    default = cams.resolve_layer(model).name if names else None
+    for name in names:
+        print(name + ("   <- default" if name.split("/")[-1] == default else ""))
+    return 0
+
+
+def cmd_explain(args) -> int:
+    import numpy as np
+    from tqdm import tqdm
+
+    import cams
+    from cams.methods import registry
+
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    model = load_model(args.model)
+    explainers = explainers_for(model, args)
+    x, kept = images_for(model, args)
+    out = Path(args.out)
+    maps = {}
+    for name, explainer in tqdm(explainers.items(), desc="methods", unit="method"):
+        maps[name] = np.concatenate([explainer(x[s : s + args.batch_size]) for s in range(0, len(x), args.batch_size)])
+    probs = cams.metrics.probabilities(model, x)
+    labels = [f"{p.name}: class {int(k)} ({100 * probs[i, k]:.0f}%)" for i, (p, k) in enumerate(zip(kept, probs.argmax(1)))]
+    rows = args.grid_rows
+    grid = cams.viz.save_grid(x[:rows], {registry.title(m): v[:rows] for m, v in maps.items()}, out / "grid.png",
+                              row_labels=labels[:rows])
+    npz = cams.files.save_npz(out / "maps.npz", files=np.array([str(p) for p in kept]), predicted=probs.argmax(1),
+                              **{m.replace("+", "p"): v for m, v in maps.items()})
+    print(f"explained {len(x)} images with {', '.join(maps)}")
+    print(f"grid:  {grid}")
+    print(f"maps:  {npz}")
+    return 0
+
+
+def cmd_explain_folder(args) -> int:
+    from cams.distributed.local import explain_folder
+
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    model = load_model(args.model)
+    report = explain_folder(
+        model, args.images, args.out, explainers_for(model, args),
+        size=tuple(args.size) if args.size else None, scale=args.scale, offset=args.offset, batch_size=args.batch_size,
+        overlays=not args.no_overlays,
+    )
+    for path, why in report.skipped:
+        print(f"skipped {path}: {why}", file=sys.stderr)
+    print(f"{report.total} images: {report.done_before} already done, {report.explained} explained now, "
+          f"{len(report.skipped)} unreadable")
+    print(f"maps:     {report.out / 'maps'}")
+    if not args.no_overlays:
+        print(f"overlays: {report.out / 'overlays'}")
+    return 0
+
+
+def cmd_methods(args) -> int:
+    from cams.methods import registry
+
+    print(registry.markdown_table(), end="")
+    return 0
+
+
+def register(sub) -> None:
+    """Add `methods`, `layers`, `explain` and `explain-folder` to the `cams` command line."""
+    p = sub.add_parser("methods", help="list every explanation method: name, paper, formula and cost")
+    p.set_defaults(func=cmd_methods)
+    p = sub.add_parser("layers", help="list the layers a CAM can use (4-D outputs), nested models included")
+    p.add_argument("--model", required=True, help="path to a .keras model")
+    p.set_defaults(func=cmd_layers)
+
+    p = sub.add_parser("explain", help="explain images with one or more methods; writes grid.png and maps.npz")
+    add_image_options(p)
+    add_methods_option(p, default="gradcam,gradcam++")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--batch-size", type=int, default=16, help="images per batch (default 16)")
+    p.add_argument("--grid-rows", type=int, default=8, help="images shown in grid.png (default 8)")
+    p.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser(
+        "explain-folder",
+        help="explain a large folder image by image (streamed, resumable): one .npz and PNG overlays per image",
+        description="Streams every image under --images through the model and writes OUT/maps/<path>.npz "
+        "(one map per method, predicted class, probability) and OUT/overlays/<path>.<method>.png. "
+        "Images whose .npz exists are skipped, so rerunning after an interruption resumes.",
+    )
+    add_image_options(p, limit=False)
+    add_methods_option(p, default="gradcam")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--batch-size", type=int, default=16, help="images per batch (default 16)")
+    p.add_argument("--no-overlays", action="store_true", help="write only the .npz maps")
+    p.set_defaults(func=cmd_explain_folder)

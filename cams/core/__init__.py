@@ -1,0 +1,1 @@
+"""Core machinery: model graph replay, input checks, the base explainer, images and atomic files."""

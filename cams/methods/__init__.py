@@ -1,0 +1,13 @@
+"""The explainers, one module (or package) per family; each declares its methods in the registry.
+
+    gradient.py       Grad-CAM, Grad-CAM++, Smooth Grad-CAM++, HiResCAM, XGrad-CAM, Layer-CAM
+    cam.py            CAM (global-average-pooling heads)
+    eigen.py          Eigen-CAM (gradient-free)
+    perturbation.py   Score-CAM, SS-CAM, IS-CAM, Ablation-CAM, RISE
+    saliency.py       gradient saliency and SmoothGrad
+    feature_cam/      Feature CAM (a CAM combined with HED or Canny edges)
+    lcam/             L-CAM-Fm / L-CAM-Img (a learned attention layer)
+    registry.py       `register`, `make_explainer`, the table every command line reads
+
+Nothing here is imported eagerly: `cams.methods.registry` imports the modules when first asked.
+"""

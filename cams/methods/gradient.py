@@ -1,0 +1,213 @@
+"""Gradient CAMs: Grad-CAM, Grad-CAM++, Smooth Grad-CAM++, HiResCAM, XGrad-CAM.
+
+All share one compiled step (`GradientCAM`): a forward pass with the feature layer watched, one
+tape, dS/dA for the target logits S, then the method's own rule, usually channel weights w and
+L = ReLU(sum_k w_k A^k). The backward pass only crosses the layers after A (the tape watches A,
+not the weights). A new gradient CAM is a subclass that defines `weights(A, d)` or `combine(A, d)`.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple, Optional
+
+import keras
+import tensorflow as tf
+
+from cams.core.base import LayerExplainer, resolve_targets, target_scores
+from cams.methods.registry import register
+
+
+class Derivatives(NamedTuple):
+    """Derivatives of the target score S with respect to the activations A, all (B, h, w, K).
+
+    `first` = dS/dA; `second` and `third` are g^2 and g^3 (the exp-trick stand-ins for the 2nd and
+    3rd derivatives of exp(S) used by Grad-CAM++), or their SmoothGrad averages; None unless the
+    method sets `higher_orders = True`.
+    """
+
+    first: tf.Tensor
+    second: Optional[tf.Tensor] = None
+    third: Optional[tf.Tensor] = None
+
+
+def gradcam_plus_plus_weights(A: tf.Tensor, d1: tf.Tensor, d2: tf.Tensor, d3: tf.Tensor) -> tf.Tensor:
+    """Grad-CAM++ (Chattopadhay 2018, exp trick as in the authors' code and tf-keras-vis).
+
+    alpha_ij^k = d2 / (2 d2 + sum_ab A_ab^k d3)   (a zero denominator counts as 1),
+    alpha normalised by its spatial sum (a zero sum counts as 1),
+    w_k = sum_ij alpha_ij^k ReLU(d1_ij^k),
+    with d1, d2, d3 = g, g^2, g^3 for g = dS/dA (or their SmoothGrad averages).
+    """
+    global_sum = tf.reduce_sum(A, axis=[1, 2], keepdims=True)
+    denom = 2.0 * d2 + d3 * global_sum
+    alpha = d2 / tf.where(denom != 0.0, denom, tf.ones_like(denom))
+    norm = tf.reduce_sum(alpha, axis=[1, 2], keepdims=True)
+    alpha = alpha / tf.where(norm != 0.0, norm, tf.ones_like(norm))
+    return tf.reduce_sum(alpha * tf.nn.relu(d1), axis=[1, 2])
+
+
+class GradientCAM(LayerExplainer):
+    """Base class of the gradient CAMs: one tape per batch, then the method's rule.
+
+    Subclasses define `weights(A, d) -> (B, K)` (the map is then L = ReLU(sum_k w_k A^k)) or
+    override `combine(A, d) -> (B, h, w)` for a map that is not a weighted sum of channels.
+    `A` is float32 (B, h, w, K); `d` is a `Derivatives`. Set `higher_orders = True` to receive
+    `d.second` and `d.third`.
+
+    Args:
+        model: a Keras classifier (Sequential or functional, nested bases included).
+        layer: the feature layer: a name, a Layer, or None for the last layer with a 4-D output.
+        batch_size: images per compiled call (one tape per call).
+    """
+
+    higher_orders: bool = False
+
+    def __init__(self, model: keras.Model, layer=None, batch_size: int = 32):
+        super().__init__(model, layer)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.batch_size = int(batch_size)
+
+    def weights(self, A: tf.Tensor, d: Derivatives) -> tf.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError(f"{type(self).__name__} must define weights(A, d) or combine(A, d)")
+
+    def combine(self, A: tf.Tensor, d: Derivatives) -> tf.Tensor:
+        """The raw map (B, h, w): ReLU(sum_k w_k A^k) with w = `weights(A, d)`."""
+        return tf.nn.relu(tf.einsum("bhwk,bk->bhw", A, self.weights(A, d)))
+
+    def _gradients(self, x: tf.Tensor, targets: tf.Tensor):
+        """(A, g, targets) with g = dS/dA, all float32; targets resolved to top-1 where -1."""
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            A, logits = self.forward(x, on_feature=tape.watch)
+            targets = resolve_targets(logits, targets)
+            scores = target_scores(logits, targets)
+        g = tape.gradient(scores, A)
+        if g is None:
+            raise ValueError(f"the model's output does not depend on layer {self.layer.name!r}")
+        return tf.cast(A, tf.float32), tf.cast(g, tf.float32), targets
+
+    def derivatives(self, x: tf.Tensor, targets: tf.Tensor):
+        """(A, Derivatives) for the images x and the resolved targets."""
+        A, g, _ = self._gradients(x, targets)
+        if not self.higher_orders:
+            return A, Derivatives(g)
+        g2 = g * g
+        return A, Derivatives(g, g2, g2 * g)
+
+    def _explain_batch(self, x: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
+        A, d = self.derivatives(x, targets)
+        return self.combine(A, d)
+
+
+@register("gradcam", title="Grad-CAM", family="gradient", cost="1 forward + head backward",
+          paper="Selvaraju et al., ICCV 2017", formula="w_k = mean_ij dS/dA^k_ij; L = ReLU(sum_k w_k A^k)")
+class GradCAM(GradientCAM):
+    """Grad-CAM (Selvaraju et al., ICCV 2017): L = ReLU(sum_k mean_ij(dS/dA_ij^k) A^k)."""
+
+    def weights(self, A, d):
+        return tf.reduce_mean(d.first, axis=[1, 2])
+
+
+@register("gradcam++", title="Grad-CAM++", family="gradient", cost="1 forward + head backward",
+          paper="Chattopadhay et al., WACV 2018",
+          formula="w_k = sum_ij alpha^k_ij ReLU(dS/dA^k_ij), alpha from 2nd/3rd-order terms (exp trick)")
+class GradCAMPlusPlus(GradientCAM):
+    """Grad-CAM++ (Chattopadhay et al., WACV 2018); weights in `gradcam_plus_plus_weights`."""
+
+    higher_orders = True
+
+    def weights(self, A, d):
+        return gradcam_plus_plus_weights(A, d.first, d.second, d.third)
+
+
+@register("smoothgradcam++", title="Smooth Grad-CAM++", family="gradient", cost="n_samples + 1 forwards + backwards",
+          paper="Omeiza et al., 2019", formula="Grad-CAM++ on derivatives averaged over noisy copies",
+          quick={"n_samples": 2})
+class SmoothGradCAMPlusPlus(GradCAMPlusPlus):
+    """Smooth Grad-CAM++ (Omeiza et al., 2019).
+
+    The derivative terms g, g^2, g^3 are averaged over `n_samples` noisy copies
+    x + N(0, (noise * (max x - min x))^2) (range per image), then the Grad-CAM++ formula is
+    applied with the activations A of the clean image. Targets default to the clean top-1.
+
+    Args:
+        model, layer, batch_size: as for `GradientCAM`.
+        n_samples: noisy copies per image.
+        noise: noise standard deviation as a fraction of each image's value range.
+        seed: seed of the noise (None: a fresh draw every call).
+    """
+
+    def __init__(
+        self,
+        model: keras.Model,
+        layer=None,
+        n_samples: int = 16,
+        noise: float = 0.15,
+        seed: Optional[int] = None,
+        batch_size: int = 32,
+    ):
+        if n_samples < 1:
+            raise ValueError(f"n_samples must be >= 1, got {n_samples}")
+        if noise < 0:
+            raise ValueError(f"noise must be >= 0, got {noise}")
+        self.n_samples, self.noise = int(n_samples), float(noise)
+        self._rng = (
+            tf.random.Generator.from_seed(seed) if seed is not None else tf.random.Generator.from_non_deterministic_state()
+        )
+        super().__init__(model, layer, batch_size=batch_size)
+
+    @property
+    def variables(self) -> list:
+        """The noise generator's state (tracked when the explainer is exported)."""
+        return [self._rng.state]
+
+    def forward_passes(self) -> float:
+        return 1.0 + self.n_samples
+
+    def derivatives(self, x: tf.Tensor, targets: tf.Tensor):
+        A, logits = self.forward(x)
+        A = tf.cast(A, tf.float32)
+        targets = resolve_targets(logits, targets)
+        sigma = self.noise * (
+            tf.reduce_max(x, axis=[1, 2, 3], keepdims=True) - tf.reduce_min(x, axis=[1, 2, 3], keepdims=True)
+        )
+        d1 = tf.zeros_like(A)
+        d2 = tf.zeros_like(A)
+        d3 = tf.zeros_like(A)
+        for _ in tf.range(self.n_samples):
+            noisy = x + sigma * self._rng.normal(tf.shape(x))
+            _, g, _ = self._gradients(noisy, targets)
+            g2 = g * g
+            d1 += g
+            d2 += g2
+            d3 += g2 * g
+        n = float(self.n_samples)
+        return A, Derivatives(d1 / n, d2 / n, d3 / n)
+
+
+@register("hirescam", title="HiResCAM", family="gradient", cost="1 forward + head backward",
+          paper="Draelos & Carin, 2020", formula="L = ReLU(sum_k dS/dA^k * A^k) (element-wise)")
+class HiResCAM(GradientCAM):
+    """HiResCAM (Draelos & Carin, "Use HiResCAM instead of Grad-CAM", 2020).
+
+    L = ReLU(sum_k dS/dA^k (.) A^k): the gradient multiplies the activations element-wise instead
+    of being averaged first, so the map is exactly the contribution of each position to S for a
+    model whose head is linear after A.
+    """
+
+    def combine(self, A, d):
+        return tf.nn.relu(tf.reduce_sum(d.first * A, axis=-1))
+
+
+@register("xgradcam", title="XGrad-CAM", family="gradient", cost="1 forward + head backward",
+          paper="Fu et al., BMVC 2020", formula="w_k = sum_ij (A^k_ij / sum_ab A^k_ab) dS/dA^k_ij")
+class XGradCAM(GradientCAM):
+    """XGrad-CAM (Fu et al., "Axiom-based Grad-CAM", BMVC 2020).
+
+    w_k = sum_ij (A_ij^k / sum_ab A_ab^k) dS/dA_ij^k (a channel whose activations sum to 0 gets
+    weight 0); L = ReLU(sum_k w_k A^k).
+    """
+
+    def weights(self, A, d):
+        total = tf.reduce_sum(A, axis=[1, 2], keepdims=True)
+        share = tf.math.divide_no_nan(A, total)
+        return tf.reduce_sum(share * d.first, axis=[1, 2])
