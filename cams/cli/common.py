@@ -36,6 +36,21 @@ def load_model(path: str):
     return load_keras_model(path)
 
 
+def add_labels_option(p) -> None:
+    """--labels FILE: class names for figures and tables."""
+    p.add_argument("--labels", default=None, metavar="FILE",
+                   help="class names for figures: one per line (line i = class i), a JSON list, or Keras' "
+                        "imagenet_class_index.json; default: ImageNet names for 1000-class models, else numbers")
+
+
+def class_names(model, args):
+    """The class names for --labels (or ImageNet's for 1000-class models), or None."""
+    from cams.core import model_graph
+    from cams.core.labels import class_names_for
+
+    return class_names_for(model_graph.num_classes(model), getattr(args, "labels", None))
+
+
 def add_methods_option(p, default: str) -> None:
     """--methods (comma list of registered methods), --layer and --lcam."""
     from cams.methods import registry

@@ -4,7 +4,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from cams.cli.common import add_image_options, add_methods_option, explainers_for, images_for, load_model
+from cams.cli.common import (add_image_options, add_labels_option, add_methods_option, class_names, explainers_for,
+                              images_for, load_model)
 
 
 def cmd_layers(args) -> int:
@@ -23,11 +24,13 @@ def cmd_explain(args) -> int:
     from tqdm import tqdm
 
     import cams
+    from cams.core.labels import describe
     from cams.methods import registry
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     model = load_model(args.model)
+    names = class_names(model, args)
     explainers = explainers_for(model, args)
     x, kept = images_for(model, args)
     out = Path(args.out)
@@ -35,15 +38,19 @@ def cmd_explain(args) -> int:
     for name, explainer in tqdm(explainers.items(), desc="methods", unit="method"):
         maps[name] = np.concatenate([explainer(x[s : s + args.batch_size]) for s in range(0, len(x), args.batch_size)])
     probs = cams.metrics.probabilities(model, x)
-    labels = [f"{p.name}: class {int(k)} ({100 * probs[i, k]:.0f}%)" for i, (p, k) in enumerate(zip(kept, probs.argmax(1)))]
+    labels = [f"{p.name}: {describe(k, names)} ({100 * probs[i, k]:.0f}%)" for i, (p, k) in enumerate(zip(kept, probs.argmax(1)))]
     rows = args.grid_rows
     grid = cams.viz.save_grid(x[:rows], {registry.title(m): v[:rows] for m, v in maps.items()}, out / "grid.png",
                               row_labels=labels[:rows])
     npz = cams.files.save_npz(out / "maps.npz", files=np.array([str(p) for p in kept]), predicted=probs.argmax(1),
                               **{m.replace("+", "p"): v for m, v in maps.items()})
+    top1 = probs.argmax(1)
+    csv = cams.files.write_text(out / "predictions.csv", "file,class,name,probability\n" + "".join(
+        f"{p},{int(k)},{names[k] if names else ''},{probs[i, k]:.6f}\n" for i, (p, k) in enumerate(zip(kept, top1))))
     print(f"explained {len(x)} images with {', '.join(maps)}")
     print(f"grid:  {grid}")
     print(f"maps:  {npz}")
+    print(f"top-1: {csv}")
     return 0
 
 
@@ -83,9 +90,10 @@ def register(sub) -> None:
     p.add_argument("--model", required=True, help="path to a .keras model")
     p.set_defaults(func=cmd_layers)
 
-    p = sub.add_parser("explain", help="explain images with one or more methods; writes grid.png and maps.npz")
+    p = sub.add_parser("explain", help="explain images with one or more methods; writes grid.png, maps.npz and predictions.csv")
     add_image_options(p)
     add_methods_option(p, default="gradcam,gradcam++")
+    add_labels_option(p)
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--batch-size", type=int, default=16, help="images per batch (default 16)")
     p.add_argument("--grid-rows", type=int, default=8, help="images shown in grid.png (default 8)")

@@ -30,7 +30,7 @@ def cmd_feature_cam(args) -> int:
     import cams
     from cams.methods import feature_cam as fcm
     from cams.studies import feature_cam_tables as fce
-    from cams.cli.common import images_for, load_model
+    from cams.cli.common import class_names, images_for, load_model
     from cams.methods.feature_cam.edges import edge_maps
 
     bases = _comma_list(args.base, fcm.base_names(), "base")
@@ -63,7 +63,7 @@ def cmd_feature_cam(args) -> int:
         "scores": cams.files.write_json(out / "scores.json", {**ev.to_dict(), "model": str(args.model), "files": [str(p) for p in kept]}),
     }
     figure_base = "gradcam++" if "gradcam++" in bases else bases[0]
-    figs = fce.save_figures(ev, x, out, rows=args.rows, figure_base=figure_base)
+    figs = fce.save_figures(ev, x, out, rows=args.rows, figure_base=figure_base, class_names=class_names(model, args))
     written["Fig. 3 stages"], written["Fig. 1/5 grid"] = figs["stages"], figs["grid"]
     print(t2)
     print(t3)
@@ -80,12 +80,14 @@ def register(subparsers) -> None:
         "(80th-percentile mask), right classification % and average confidence tables (Markdown) "
         "for each base CAM and the paper's top five combinations, and the Fig. 3 / Fig. 1 figures.",
     )
-    from cams.cli.common import add_image_options
+    from cams.cli.common import add_image_options, add_labels_option
 
     add_image_options(p)
+    add_labels_option(p)
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--base", default="gradcam,gradcam++,smoothgradcam++",
-                   help="comma list of base CAMs: gradcam, gradcam++, smoothgradcam++ (default: all three)")
+                   help="comma list of base CAMs, any gradient CAM that reads a layer (see `cams methods`); "
+                        "default: the paper's gradcam,gradcam++,smoothgradcam++")
     p.add_argument("--edges", choices=("hed", "canny"), default="hed", help="edge detector (default hed)")
     p.add_argument("--all-combinations", action="store_true",
                    help="tables and grid with all nine combinations instead of the paper's top five")

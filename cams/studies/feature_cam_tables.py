@@ -27,6 +27,7 @@ import numpy as np
 
 from cams.methods.feature_cam import edges as _edges
 from cams import metrics
+from cams.core.labels import describe
 from cams.methods import registry
 from cams.core import model_graph
 from cams.methods.feature_cam import (
@@ -245,9 +246,11 @@ def save_heatmap_grid(
     return save_figure(fig, path)
 
 
-def save_figures(ev: FeatureCAMEvaluation, images, out: str | os.PathLike, rows: int = 4, figure_base: Optional[str] = None) -> Dict[str, Path]:
+def save_figures(ev: FeatureCAMEvaluation, images, out: str | os.PathLike, rows: int = 4, figure_base: Optional[str] = None,
+                 class_names: Optional[Sequence[str]] = None) -> Dict[str, Path]:
     """Write stages.png (Fig. 3: base CAM and add·blend21, `rows` images) and
-    top5_grid.png (Fig. 1/5: the base CAMs and the top combinations on `figure_base`)."""
+    top5_grid.png (Fig. 1/5: the base CAMs and the top combinations on `figure_base`); rows are
+    labelled with the predicted class, by name when `class_names` is given."""
     out = Path(out)
     if rows < 1:
         raise ValueError(f"rows must be >= 1, got {rows}")
@@ -267,7 +270,7 @@ def save_figures(ev: FeatureCAMEvaluation, images, out: str | os.PathLike, rows:
     grid_maps["edges"] = res.edges[pick]
     for v, e in ev.combinations:
         grid_maps[f"FC {combination_name(v, e)}"] = res[(v, e)][pick]
-    labels = [f"#{int(i)}: class {int(ev.predicted[i])}" for i in pick] if ev.predicted is not None else None
+    labels = [f"#{int(i)}: {describe(ev.predicted[i], class_names)}" for i in pick] if ev.predicted is not None else None
     return {
         "stages": save_stages(x, stage_maps, out / "stages.png", ev.percentile, fill=ev.fill),
         "grid": save_heatmap_grid(x, grid_maps, out / "top5_grid.png", row_labels=labels),
