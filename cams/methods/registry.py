@@ -165,7 +165,7 @@ def help_text(allowed: Optional[Sequence[str]] = None) -> str:
 
 def markdown_table() -> str:
     """The README's methods table: name, title, paper, formula and cost of every method."""
-    lines = ["| `--methods` | method | paper | map | cost per image |", "|---|---|---|---|---|"]
+    lines = ["| `--methods` | class | method | paper | map | cost per image |", "|---|---|---|---|---|---|"]
     for m in methods().values():
-        lines.append(f"| `{m.name}` | {m.title} | {m.paper} | {m.formula} | {m.cost} |")
+        lines.append(f"| `{m.name}` | `cams.{m.cls.__name__}` | {m.title} | {m.paper} | {m.formula} | {m.cost} |")
     return "\n".join(lines) + "\n"
