@@ -61,3 +61,22 @@ def test_export_refuses_a_folder_that_is_not_a_savedmodel(tmp_path):
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
     with pytest.raises(ValueError, match="explain must be one of"):
         cams.export.export_savedmodel(build_cnn(), tmp_path / "x", explain="scorecam")
+
+
+@pytest.mark.parametrize("method", cams.export.exportable_methods())
+def test_every_exportable_method_serves_its_own_maps(method, tmp_path):
+    """One exporter for every registered method whose map is one graph: `serve` gives the top-1
+    map and `explain` the map of given targets, both equal to the explainer's own."""
+    import tensorflow as tf
+    from cams_models import conv_gap_dense, images
+
+    model, x = conv_gap_dense(softmax=True), images(3)
+    options = {"seed": 0, **cams.registry.get(method).quick}
+    cams.export.export_savedmodel(model, tmp_path / "sm", explain=cams.make_explainer(method, model, **options))
+    loaded = tf.saved_model.load(str(tmp_path / "sm"))
+    np.testing.assert_allclose(loaded.serve(tf.constant(x))["map"].numpy(),
+                               cams.make_explainer(method, model, **options)(x), atol=1e-5)
+    targets = np.array([3, 0, 2], np.int32)
+    chosen = loaded.signatures["explain"](images=tf.constant(x), targets=tf.constant(targets))
+    np.testing.assert_allclose(chosen["map"].numpy(), cams.make_explainer(method, model, **options)(x, targets), atol=1e-5)
+    assert set(chosen) == {"predictions", "probabilities", "class", "map"}
