@@ -27,10 +27,26 @@ def list_images(paths: Sequence[str | Path]) -> List[Path]:
 
 def load_image(path: Path, size: Tuple[int, int], channels: int, scale: float = 1 / 255.0, offset: float = 0.0) -> np.ndarray:
     """Read one image as float32 (H, W, channels) resized to `size` = (H, W): pixel * scale + offset."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        data = b""
+    return decode_image(data, size, channels, scale, offset, name=str(path))
+
+
+def decode_image(data: bytes, size: Tuple[int, int], channels: int, scale: float = 1 / 255.0, offset: float = 0.0,
+                 name: str = "image") -> np.ndarray:
+    """Decode an encoded image (PNG, JPEG, ... bytes) exactly as `load_image` reads a file.
+
+    Raises ValueError '<name>: not a readable image' when OpenCV cannot decode `data`.
+    """
     flag = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR
-    img = cv2.imread(str(path), flag)
+    try:
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), flag) if data else None
+    except cv2.error:
+        img = None
     if img is None:
-        raise ValueError(f"{path}: not a readable image")
+        raise ValueError(f"{name}: not a readable image")
     if channels == 3:
         img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
     img = cv2.resize(img, (int(size[1]), int(size[0])), interpolation=cv2.INTER_AREA)

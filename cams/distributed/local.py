@@ -3,23 +3,28 @@
 Images stream through tf.data (decoded in a background thread, `batch_size` at a time); for each
 image `<out>/maps/<relative path>.npz` holds one map per method plus the predicted class and its
 probability, and `<out>/overlays/<relative path>.<method>.png` the overlay. Every file is written
-atomically, so an existing .npz means that image is complete: a rerun skips it.
+atomically and the .npz last, so an existing .npz means that image is complete: a rerun skips it.
+
+The naming (`relative_name`, `npz_name`, `overlay_name`), the per-batch computation
+(`explain_batch`) and the encoding of one image's outputs (`image_outputs`) are shared with the
+Apache Beam pipeline in `cams.distributed.beam`, so both write the same files.
 """
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
 from PIL import Image
 from tqdm import tqdm
 
-from cams.core import files
 from cams import metrics
-from cams.core import model_graph
 from cams import viz
+from cams.core import files
+from cams.core import model_graph
 from cams.core.images import list_images, load_image
 
 
@@ -34,14 +39,75 @@ class BatchReport:
     out: Optional[Path] = None
 
 
-def _relative(path: Path, roots: Sequence[Path]) -> Path:
-    for root in roots:
-        if root.is_dir():
-            try:
-                return path.resolve().relative_to(root.resolve())
-            except ValueError:
-                continue
-    return Path(path.name)
+def relative_name(path: str, folders: Sequence[str]) -> str:
+    """`path` relative to the first of `folders` that contains it, else its file name ('/'-separated).
+
+    Args:
+        path: the image's path or URL, with '/' separators (e.g. `Path.as_posix()`, gs://b/x/y.png).
+        folders: the input folders, same form.
+
+    Returns:
+        The relative name that places the image's outputs under `maps/` and `overlays/`.
+    """
+    for folder in folders:
+        prefix = folder.rstrip("/") + "/"
+        if path.startswith(prefix) and len(path) > len(prefix):
+            return path[len(prefix):]
+    return path.rstrip("/").rsplit("/", 1)[-1]
+
+
+def npz_name(rel: str) -> str:
+    """Where an image's maps go, relative to the output folder: maps/<rel>.npz."""
+    return f"maps/{rel}.npz"
+
+
+def overlay_name(rel: str, method: str) -> str:
+    """Where an image's overlay for `method` goes: overlays/<rel>.<method>.png."""
+    return f"overlays/{rel}.{method}.png"
+
+
+def image_size(model, size: Optional[Tuple[int, int]]) -> Tuple[int, int, int]:
+    """(H, W, channels) the images are decoded to: the model's input size, or `size` for any-size models."""
+    _, h, w, c = model_graph.input_shape(model)
+    if h is None or w is None:
+        if size is None:
+            raise ValueError("the model accepts any image size: pass size=(H, W) (--size H W)")
+        h, w = size
+    return int(h), int(w), int(c)
+
+
+def explain_batch(model, explainers: Mapping[str, object], x: np.ndarray, batch_size: int):
+    """softmax probabilities (N, K) of `model` and {method: (N, H, W) maps} for the images `x`."""
+    probs = metrics.probabilities(model, x, batch_size)
+    return probs, {name: ex(x) for name, ex in explainers.items()}
+
+
+def image_outputs(rel: str, image: np.ndarray, maps: Mapping[str, np.ndarray], probs: np.ndarray,
+                  overlays: bool = True) -> Dict[str, bytes]:
+    """One image's files, encoded: {name relative to the output folder: bytes}, the .npz last.
+
+    The .npz holds `predicted` (argmax of `probs`), `probability` (its value) and one (H, W) map per
+    method ('+' in a name becomes 'p': gradcam++ -> gradcampp); overlays are PNGs of `viz.overlay`.
+    """
+    out: Dict[str, bytes] = {}
+    if overlays:
+        for name, m in maps.items():
+            buf = io.BytesIO()
+            Image.fromarray(viz.overlay(image, m)).save(buf, format="PNG")
+            out[overlay_name(rel, name)] = buf.getvalue()
+    buf = io.BytesIO()
+    np.savez_compressed(buf, predicted=np.int64(probs.argmax()), probability=np.float32(probs.max()),
+                        **{name.replace("+", "p"): m for name, m in maps.items()})
+    out[npz_name(rel)] = buf.getvalue()
+    return out
+
+
+def write_local(out: str | Path, outputs: Mapping[str, bytes]) -> None:
+    """Write `image_outputs` under the local folder `out`, each file atomically, in order (.npz last)."""
+    for name, data in outputs.items():
+        path = Path(out) / name
+        with files.atomic_path(path, suffix=path.suffix) as tmp:
+            tmp.write_bytes(data)
 
 
 def _stream(paths: List[Path], size, channels: int, scale: float, offset: float, batch_size: int):
@@ -74,18 +140,29 @@ def explain_folder(
     overlays: bool = True,
     progress: bool = True,
 ) -> BatchReport:
-    """Explain every image under `inputs` with each explainer in `explainers` (name -> explainer)."""
-    _, h, w, c = model_graph.input_shape(model)
-    if h is None or w is None:
-        if size is None:
-            raise ValueError("the model accepts any image size: pass size=(H, W)")
-        h, w = size
+    """Explain every image under `inputs` with each explainer in `explainers` (name -> explainer).
+
+    Args:
+        model: the Keras classifier the explainers were built for.
+        inputs: image files and/or folders (searched recursively).
+        out: output folder (maps/ and overlays/ go under it).
+        explainers: {method name: explainer}, e.g. from `cams.methods.registry.make_explainer`.
+        size: (H, W) for models that accept any size.
+        scale, offset: pixel (0..255) * scale + offset is what the model sees.
+        batch_size: images per batch.
+        overlays: also write the PNG overlays.
+        progress: show a progress bar.
+
+    Returns:
+        A `BatchReport`: images found, already done before this run, explained now, unreadable.
+    """
+    h, w, c = image_size(model, size)
     roots = [Path(p) for p in inputs]
     paths = list_images(roots)
     out = Path(out)
-    rel = {p: _relative(p, roots) for p in paths}
-    npz_of = {p: out / "maps" / rel[p].with_suffix(rel[p].suffix + ".npz") for p in paths}
-    todo = [p for p in paths if not npz_of[p].exists()]
+    folders = [r.resolve().as_posix() for r in roots if r.is_dir()]
+    rel = {p: relative_name(p.resolve().as_posix(), folders) for p in paths}
+    todo = [p for p in paths if not (out / npz_name(rel[p])).exists()]
     report = BatchReport(total=len(paths), done_before=len(paths) - len(todo), out=out)
     bar = tqdm(total=len(todo), desc="explaining", unit="img", disable=not progress)
     for idx, x, ok in _stream(todo, (h, w), c, scale, offset, batch_size):
@@ -94,21 +171,10 @@ def explain_folder(
             report.skipped.append((str(todo[i]), "not a readable image"))
         idx, x = idx[ok], x[ok]
         if len(x):
-            probs = metrics.probabilities(model, x, batch_size)
-            maps = {name: ex(x) for name, ex in explainers.items()}
+            probs, maps = explain_batch(model, explainers, x, batch_size)
             for j, i in enumerate(idx):
-                p = todo[i]
-                if overlays:
-                    for name, m in maps.items():
-                        png = out / "overlays" / rel[p].parent / f"{rel[p].name}.{name}.png"
-                        with files.atomic_path(png, suffix=".png") as tmp:
-                            Image.fromarray(viz.overlay(x[j], m[j])).save(tmp, format="PNG")
-                files.save_npz(
-                    npz_of[p],
-                    predicted=np.int64(probs[j].argmax()),
-                    probability=np.float32(probs[j].max()),
-                    **{name.replace("+", "p"): m[j] for name, m in maps.items()},
-                )
+                one = {name: m[j] for name, m in maps.items()}
+                write_local(out, image_outputs(rel[todo[i]], x[j], one, probs[j], overlays))
                 report.explained += 1
         bar.update(len(idx) + int((~ok).sum()))
     bar.close()
