@@ -1,11 +1,29 @@
 """`cams layers`, `cams explain` and `cams explain-folder`."""
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
 from cams.cli.common import (add_image_options, add_labels_option, add_methods_option, class_names, explainers_for,
                               images_for, load_model)
+
+
+BEAM_RUNNERS = ("DirectRunner", "DataflowRunner", "FlinkRunner", "SparkRunner")
+EXPLAIN_FOLDER_EXAMPLES = """examples:
+  one process (resumes when rerun):
+    cams explain-folder --model m.keras --images photos/ --methods gradcam,gradcam++ --out cams_out/
+
+  Apache Beam on this machine, 2 worker processes (pip install "keras-cams[beam]"):
+    cams explain-folder --model m.keras --images photos/ --methods gradcam --out cams_out/ \\
+        --runner DirectRunner --direct-num-workers 2
+
+  Google Cloud Dataflow (model, images and outputs on Cloud Storage; pip install "keras-cams[beam]"
+  apache-beam[gcp] here; the workers install the wheel built by `pip wheel --no-deps -w dist .`):
+    cams explain-folder --model gs://BUCKET/m.keras --images gs://BUCKET/photos/ --methods gradcam \\
+        --out gs://BUCKET/cams_out/ --runner DataflowRunner -- --project PROJECT --region us-central1 \\
+        --temp_location gs://BUCKET/tmp --extra_package dist/keras_cams-0.1.0-py3-none-any.whl
+"""
 
 
 def cmd_layers(args) -> int:
@@ -55,24 +73,48 @@ def cmd_explain(args) -> int:
 
 
 def cmd_explain_folder(args) -> int:
-    from cams.distributed.local import explain_folder
-
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
-    model = load_model(args.model)
-    report = explain_folder(
-        model, args.images, args.out, explainers_for(model, args),
-        size=tuple(args.size) if args.size else None, scale=args.scale, offset=args.offset, batch_size=args.batch_size,
-        overlays=not args.no_overlays,
-    )
+    if args.runner is None and (args.direct_num_workers is not None or args.beam_args):
+        raise ValueError("--direct-num-workers and pipeline options after -- need --runner (e.g. --runner DirectRunner)")
+    report = _explain_folder_beam(args) if args.runner else _explain_folder_local(args)
     for path, why in report.skipped:
         print(f"skipped {path}: {why}", file=sys.stderr)
     print(f"{report.total} images: {report.done_before} already done, {report.explained} explained now, "
           f"{len(report.skipped)} unreadable")
-    print(f"maps:     {report.out / 'maps'}")
+    print(f"maps:     {report.out}/maps")
     if not args.no_overlays:
-        print(f"overlays: {report.out / 'overlays'}")
+        print(f"overlays: {report.out}/overlays")
+    if args.runner:
+        print(f"unreadable files listed in {report.out}/unreadable.txt")
     return 0
+
+
+def _explain_folder_local(args):
+    from cams.distributed.local import explain_folder
+
+    model = load_model(args.model)
+    return explain_folder(
+        model, args.images, args.out, explainers_for(model, args),
+        size=tuple(args.size) if args.size else None, scale=args.scale, offset=args.offset, batch_size=args.batch_size,
+        overlays=not args.no_overlays,
+    )
+
+
+def _explain_folder_beam(args):
+    try:
+        from cams.distributed.beam import explain_folder_beam
+    except ImportError as err:
+        if not (err.name or "").startswith("apache_beam"):
+            raise
+        raise ValueError('--runner needs Apache Beam, the "beam" extra: pip install -e ".[beam]" '
+                         '(in a checkout) or pip install "keras-cams[beam]"') from None
+    return explain_folder_beam(
+        args.model, args.images, args.out, methods=args.methods, layer=args.layer, lcam=args.lcam,
+        size=tuple(args.size) if args.size else None, scale=args.scale, offset=args.offset, batch_size=args.batch_size,
+        overlays=not args.no_overlays, runner=args.runner, num_workers=args.direct_num_workers,
+        pipeline_args=args.beam_args,
+    )
 
 
 def cmd_methods(args) -> int:
@@ -104,11 +146,19 @@ def register(sub) -> None:
         help="explain a large folder image by image (streamed, resumable): one .npz and PNG overlays per image",
         description="Streams every image under --images through the model and writes OUT/maps/<path>.npz "
         "(one map per method, predicted class, probability) and OUT/overlays/<path>.<method>.png. "
-        "Images whose .npz exists are skipped, so rerunning after an interruption resumes.",
+        "Images whose .npz exists are skipped, so rerunning after an interruption resumes. "
+        "With --runner the same job runs as an Apache Beam pipeline (the beam extra) on that runner.",
+        epilog=EXPLAIN_FOLDER_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_image_options(p, limit=False)
     add_methods_option(p, default="gradcam")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--batch-size", type=int, default=16, help="images per batch (default 16)")
     p.add_argument("--no-overlays", action="store_true", help="write only the .npz maps")
+    p.add_argument("--runner", choices=BEAM_RUNNERS, default=None,
+                   help="run as an Apache Beam pipeline on this runner (needs the beam extra); default: one process")
+    p.add_argument("--direct-num-workers", type=int, default=None, metavar="N",
+                   help="DirectRunner worker processes (N > 1: multi_processing mode)")
+    p.add_argument("beam_args", nargs="*", metavar="-- BEAM_OPTION",
+                   help="other Beam pipeline options, after --, e.g. -- --project P --region R --temp_location gs://B/tmp")
     p.set_defaults(func=cmd_explain_folder)
