@@ -2,7 +2,7 @@
 
 The pipeline (needs the `beam` extra: pip install "keras-cams[beam]"):
 
-    patterns --MatchAll--> files --DecodeImages--> (name, image) --BatchElements--> batches
+    patterns --MatchAll--> files --Reshuffle--DecodeImages--> (name, image) --BatchElements--> batches
         --RunInference(ExplainersHandler)--> (name, image, probabilities, maps) --WriteOutputs--> files
                       \\--unreadable--> <out>/unreadable.txt
 
@@ -207,6 +207,7 @@ def build_pipeline(p: beam.Pipeline, job: FolderJob, inputs: Sequence[str]) -> N
         p
         | "Patterns" >> beam.Create(patterns)
         | "Match" >> fileio.MatchAll()
+        | "Spread" >> beam.Reshuffle()  # one pattern matches many files: let every worker decode some
         | "Decode" >> beam.ParDo(DecodeImages(job, folders, named)).with_outputs(DecodeImages.UNREADABLE, main="images")
     )
     (
