@@ -4,7 +4,7 @@
 On the same generated folder (default 2,000 PNGs) and the same saved model, it times end to end
 (model load included, outputs written to fresh folders):
 
-    predict   the cheapest pass over the folder: the same decoding (tf.data over load_image) + model.predict
+    predict   the cheapest pass over the folder: the same decoding (local.image_stream) + model.predict
     local     cams.distributed.local.explain_folder (what `cams explain-folder` runs without --runner)
     beam      cams.distributed.beam.explain_folder_beam on the DirectRunner with --workers processes
 
@@ -32,10 +32,10 @@ import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from cams.cli.common import explainers_for  # noqa: E402
-from cams.core.images import list_images, load_image  # noqa: E402
+from cams.core.images import list_images  # noqa: E402
 from cams.core.model_io import load_keras_model  # noqa: E402
 from cams.distributed.beam import explain_folder_beam  # noqa: E402
-from cams.distributed.local import explain_folder  # noqa: E402
+from cams.distributed.local import explain_folder, image_stream  # noqa: E402
 
 
 def model_for(size: int) -> keras.Model:
@@ -61,14 +61,12 @@ def make_images(folder: Path, n: int, side: int, fmt: str = "png", seed: int = 0
 
 
 def time_predict(model_path: Path, folder: Path, batch_size: int) -> float:
-    """Seconds to load the model, decode every image (tf.data over load_image) and model.predict them."""
+    """Seconds to load the model, decode every image (explain_folder's image_stream) and model.predict them."""
     t = time.perf_counter()
     model = load_keras_model(model_path)
     _, h, w, c = model.input_shape
-    paths = list_images([folder])
-    ds = tf.data.Dataset.from_generator(lambda: (load_image(p, (h, w), c) for p in paths),
-                                        output_signature=tf.TensorSpec((h, w, c), tf.float32))
-    model.predict(ds.batch(batch_size).prefetch(2), verbose=0)
+    images = image_stream(list_images([folder]), (h, w), c, batch_size=batch_size).map(lambda i, x, ok: x)
+    model.predict(images, verbose=0)
     return time.perf_counter() - t
 
 
