@@ -122,6 +122,9 @@ def test_runner_without_the_beam_extra_is_a_one_line_error_and_the_local_path_st
     (["--direct-num-workers", "2"], "--direct-num-workers and pipeline options after -- need --runner"),
     (["--runner", "SparkRunner", "--direct-num-workers", "2"], "needs --runner DirectRunner, got 2"),
     (["--runner", "DirectRunner", "--batch-size", "0"], "--batch-size must be >= 1, got 0"),
+    # plain apache-beam (the dev extra) has no gs:// file system: apache-beam[gcp] adds it
+    (["--runner", "DirectRunner", "--images", "gs://bucket/photos/"],
+     "gs://bucket/photos/: cannot read it through Beam's file systems (Unable to get filesystem"),
 ])
 def test_beam_option_errors_are_one_line(job, tmp_path, capsys, extra, message):
     assert main(argv(job, tmp_path / "o", *extra)) == 2

@@ -66,14 +66,24 @@ def is_local(path: str) -> bool:
     return FileSystems.get_scheme(str(path)) in (None, "file")
 
 
-def local_copy(path: str) -> str:
-    """`path` itself when local, else a temporary local copy read through Beam's FileSystems."""
+def cannot_read(path: str, err: Exception) -> ValueError:
+    """One line for a URL Beam's file systems cannot read (a missing file system extra, credentials, ...)."""
+    first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+    return ValueError(f"{path}: cannot read it through Beam's file systems ({first}); for gs:// or s3:// paths "
+                      f"install apache-beam[gcp] or apache-beam[aws]")
+
+
+def local_copy(path: str, folder: str) -> str:
+    """`path` itself when local, else a copy in the local `folder` read through Beam's FileSystems."""
     if is_local(path):
         return str(path)
-    fd, tmp = tempfile.mkstemp(suffix=os.path.splitext(path)[1])
-    with os.fdopen(fd, "wb") as dst, FileSystems.open(path, compression_type=RAW) as src:
-        dst.write(src.read())
-    return tmp
+    copy = os.path.join(folder, "copy" + os.path.splitext(path)[1])
+    try:
+        with open(copy, "wb") as dst, FileSystems.open(path, compression_type=RAW) as src:
+            dst.write(src.read())
+    except (ValueError, OSError) as err:
+        raise cannot_read(path, err) from None
+    return copy
 
 
 def build_explainers(job: FolderJob):
@@ -81,9 +91,10 @@ def build_explainers(job: FolderJob):
     from cams.cli.common import explainers_for
     from cams.core.model_io import load_keras_model
 
-    model = load_keras_model(local_copy(job.model))
-    options = SimpleNamespace(methods=job.methods, layer=job.layer, lcam=local_copy(job.lcam) if job.lcam else None)
-    return model, explainers_for(model, options)
+    with tempfile.TemporaryDirectory() as model_dir, tempfile.TemporaryDirectory() as lcam_dir:
+        model = load_keras_model(local_copy(job.model, model_dir))  # both load into memory: the copies can go
+        lcam = local_copy(job.lcam, lcam_dir) if job.lcam else None
+        return model, explainers_for(model, SimpleNamespace(methods=job.methods, layer=job.layer, lcam=lcam))
 
 
 def write_outputs(out: str, outputs: Dict[str, bytes]) -> None:
@@ -190,7 +201,10 @@ def input_patterns(inputs: Sequence[str]) -> Tuple[list, list, list]:
             item = p.resolve().as_posix()
             is_folder = p.is_dir()
         else:
-            is_folder = item.endswith("/") or not FileSystems.match([item])[0].metadata_list
+            try:
+                is_folder = not FileSystems.match([item])[0].metadata_list  # a folder is a prefix, not an object
+            except (ValueError, OSError) as err:
+                raise cannot_read(item, err) from None
         if is_folder:
             folders.append(item.rstrip("/"))
             patterns.append(item.rstrip("/") + "/**")
