@@ -130,3 +130,21 @@ def test_beam_option_errors_are_one_line(job, tmp_path, capsys, extra, message):
     assert main(argv(job, tmp_path / "o", *extra)) == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("cams explain-folder: error:") and message in last
+
+
+def test_batch_explainer_returns_each_explainers_own_maps_and_the_probabilities(job):
+    """explain-folder's one compiled call per batch gives every registered method's own maps (within 1e-5)."""
+    from cams.methods import registry
+
+    model = cams.cli.load_model(str(job / "m.keras"))
+    explainers = {}
+    for name, method in registry.methods().items():
+        options = dict(method.quick, path=str(job / "lcam.npz")) if method.family == "learned" else dict(method.quick)
+        explainers[name] = registry.make_explainer(name, model, **options)
+    x = np.random.default_rng(3).random((5, 16, 16, 3), dtype=np.float32)
+    probs, maps = local.BatchExplainer(model, explainers, batch_size=2)(x)
+    assert np.abs(probs - cams.metrics.probabilities(model, x)).max() <= 1e-6
+    assert list(maps) == list(explainers)
+    for name, explainer in explainers.items():
+        own = explainer(x)
+        assert maps[name].shape == own.shape == (5, 16, 16) and np.abs(maps[name] - own).max() <= 1e-5, name

@@ -35,7 +35,7 @@ from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInf
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from cams.core.images import IMAGE_SUFFIXES, decode_image
-from cams.distributed.local import (BatchReport, explain_batch, image_outputs, image_size, npz_name, relative_name,
+from cams.distributed.local import (BatchExplainer, BatchReport, image_outputs, image_size, npz_name, relative_name,
                                     write_local)
 
 #: namespace of the pipeline's counters (RunInference adds its own under "RunInference")
@@ -142,11 +142,6 @@ class DecodeImages(beam.DoFn):
             return beam.pvalue.TaggedOutput(self.UNREADABLE, f"{path}\t{str(err).removeprefix(path + ': ')}")
 
 
-class LoadedExplainers:
-    """A worker's Keras model and its explainers (a class, not a tuple: Beam's Shared holds a weak reference)."""
-
-    def __init__(self, model, explainers):
-        self.model, self.explainers = model, explainers
 
 
 class ExplainersHandler(ModelHandler):
@@ -160,12 +155,12 @@ class ExplainersHandler(ModelHandler):
         super().__init__()
         self.job = job
 
-    def load_model(self) -> LoadedExplainers:
-        return LoadedExplainers(*build_explainers(self.job))
+    def load_model(self) -> BatchExplainer:
+        model, explainers = build_explainers(self.job)
+        return BatchExplainer(model, explainers, self.job.batch_size)
 
     def run_inference(self, batch, model, inference_args=None) -> Iterable[PredictionResult]:
-        x = np.stack([image for _, image in batch])
-        probs, maps = explain_batch(model.model, model.explainers, x, self.job.batch_size)
+        probs, maps = model(np.stack([image for _, image in batch]))
         return [PredictionResult(example, (probs[j], {name: m[j] for name, m in maps.items()}))
                 for j, example in enumerate(batch)]
 
