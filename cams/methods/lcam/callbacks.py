@@ -1,0 +1,75 @@
+"""Keras callbacks for L-CAM training: throughput and learning rate in the logs, the explainer's
+per-epoch history (kept across a BackupAndRestore resume), and checkpoints in the .npz format."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+
+class ThroughputAndRate(keras.callbacks.Callback):
+    """Adds `images/s` (images of this epoch over its wall time) to each batch's and epoch's logs,
+    and the epoch's learning rate `lr` to the epoch logs. Put it before the progress bar."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._t0 = time.perf_counter()
+        self._lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+    def _rate(self, logs):
+        if logs is not None and "images" in logs:
+            logs["images/s"] = float(logs["images"]) / max(time.perf_counter() - self._t0, 1e-9)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._rate(logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._rate(logs)
+        if logs is not None:
+            logs["lr"] = self._lr
+
+
+class RecordHistory(keras.callbacks.Callback):
+    """Keeps `lcam.history` = {log key: [one value per epoch]} for all epochs of the training.
+
+    With `path`, the history is also written there (JSON) after every epoch and read back at the
+    start, so a run resumed by BackupAndRestore keeps the epochs done before the interruption.
+    """
+
+    def __init__(self, lcam, path=None):
+        super().__init__()
+        self.lcam, self.path = lcam, Path(path) if path else None
+
+    def on_train_begin(self, logs=None):
+        if self.path is not None and self.path.is_file():
+            self.lcam.history = json.loads(self.path.read_text(encoding="utf-8"))
+
+    def on_epoch_end(self, epoch, logs=None):
+        history = self.lcam.history
+        for key, value in (logs or {}).items():
+            history[key] = list(history.get(key, []))[:epoch] + [float(np.asarray(value))]
+        if "images" in history:
+            history["images"] = [int(v) for v in history["images"]]
+        if self.path is not None:
+            from cams.core.files import write_json
+
+            write_json(self.path, history)
+
+
+class NpzCheckpoint(keras.callbacks.Callback):
+    """Saves the explainer (`lcam.save`, the .npz format `LCAM.load` reads) after every epoch.
+
+    Args:
+        lcam: the LCAM being trained.
+        path: the file; "{epoch}" in it is replaced by the 1-based epoch (one file per epoch),
+            otherwise the same file is rewritten (atomically) each epoch.
+    """
+
+    def __init__(self, lcam, path):
+        super().__init__()
+        self.lcam, self.path = lcam, str(path)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.lcam.save(self.path.replace("{epoch}", str(epoch + 1)))
