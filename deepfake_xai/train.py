@@ -108,6 +108,10 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> TrainOutputs:
 
     cfg.validate()
     set_seed(cfg.seed)
+    if cfg.seed is not None:  # same seed -> same weights and history on a CPU (TF op determinism)
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
     policy = set_mixed_precision(cfg.mixed_precision)
     strategy = make_strategy(cfg.strategy)
     root = ddata.resolve_dataset(cfg.dataset, cfg.data_root)
