@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from cams.core.files import atomic_path, write_json
 
-STRATEGIES = ("default", "mirrored", "tpu")
+STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
 
 
 def set_seed(seed: int | None) -> None:
@@ -44,7 +44,9 @@ def make_strategy(name: str = "default") -> tf.distribute.Strategy:
     """A tf.distribute strategy: build, compile and fit the model inside `strategy.scope()`.
 
     default: the current (single-device) strategy; mirrored: synchronous data parallelism over
-    all GPUs, or over all logical CPU devices when there is no GPU; tpu: TPUStrategy on the
+    all GPUs, or over all logical CPU devices when there is no GPU; multiworker:
+    MultiWorkerMirroredStrategy over the machines described by the TF_CONFIG environment variable
+    (run the same command on every worker); tpu: TPUStrategy on the
     TPU runtime found by TPUClusterResolver (Colab, Cloud TPU). The batch size stays global.
     """
     if name == "default":
@@ -53,6 +55,8 @@ def make_strategy(name: str = "default") -> tf.distribute.Strategy:
         gpus = tf.config.list_logical_devices("GPU")
         devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
         return tf.distribute.MirroredStrategy(devices)
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
     if name == "tpu":
         try:
             resolver = tf.distribute.cluster_resolver.TPUClusterResolver()

@@ -37,7 +37,7 @@ def test_train_then_eval_writes_table1(saved, capsys):
                      "--class-names", "real,fake", "--out", str(root / f"{mode}.npz"), "-q"])
         assert code == 0, capsys.readouterr().err
     out = capsys.readouterr().out
-    assert "trained L-CAM-Fm* on 10 images at layer 'feat' (2 epochs)" in out
+    assert "trained L-CAM-Fm* on 10 images at layer 'feat' (2 epochs of 3 steps, 1 replica(s))" in out
     hist = json.loads((root / "img.history.json").read_text())
     assert hist["method"] == "L-CAM-Img" and len(hist["loss"]) == 2 and len(hist["tv"]) == 2
     assert cams.LCAM.read_meta(root / "fm.npz")["settings"]["labels"] == "dataset"
@@ -77,8 +77,12 @@ def test_markdown_table_by_hand():
     "argv, message",
     [
         (["lcam-train", "--model", "{m}", "--images", "{d}", "--out", "x.bin"], "--out must be a .npz file"),
-        (["lcam-train", "--model", "{m}", "--images", "{d}", "--labels", "dataset", "--out", "{r}/a.npz"],
-         "--labels dataset needs --class-names"),
+        (["lcam-train", "--model", "{m}", "--images", "{d}/real", "--labels", "dataset", "--out", "{r}/a.npz"],
+         "expected one subfolder per class"),
+        (["lcam-train", "--model", "{m}", "--images", "{d}", "--labels", "dataset", "--class-index", "{m}",
+          "--out", "{r}/a.npz"], "not a readable JSON class index"),
+        (["lcam-train", "--model", "{m}", "--images", "{d}", "--steps-per-epoch", "0", "--out", "{r}/a.npz"],
+         "--steps-per-epoch must be >= 1"),
         (["lcam-train", "--model", "{m}", "--images", "{d}", "--labels", "dataset", "--class-names", "real,other",
           "--out", "{r}/a.npz"], "no parent folder is named after a class"),
         (["lcam-train", "--model", "{m}", "--images", "{d}", "--layer", "nope", "--out", "{r}/a.npz"],

@@ -6,48 +6,96 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cams.cli.errors import positive_float, positive_int
 
-def _folder_labels(paths, class_names: str):
-    """Class index of each image: the nearest parent folder whose name is in `class_names`."""
+
+def _class_list(args):
+    """Class folder names in class order: --class-index JSON, --class-names, or DIR's subfolders."""
+    from cams.methods.lcam import data
+
+    if args.class_index:
+        return data.read_class_index(args.class_index)
+    if args.class_names:
+        names = [n.strip() for n in args.class_names.split(",") if n.strip()]
+        if len(names) < 2:
+            raise ValueError("--class-names needs at least two comma-separated folder names, e.g. real,fake")
+        return names
+    return data.class_folders(args.images)
+
+
+def _training_stream(model, args):
+    """(tf.data stream of (images, labels) batches, number of files) for --images."""
     import numpy as np
 
-    names = [n.strip() for n in class_names.split(",") if n.strip()]
-    if len(names) < 2:
-        raise ValueError("--class-names needs at least two comma-separated folder names, e.g. real,fake")
-    labels = []
-    for p in paths:
-        found = next((names.index(part) for part in reversed(Path(p).parent.parts) if part in names), None)
-        if found is None:
-            raise ValueError(f"{p}: no parent folder is named after a class ({', '.join(names)})")
-        labels.append(found)
-    return np.asarray(labels, np.int64)
+    from cams.distributed.local import image_size
+    from cams.methods.lcam import data
+
+    classes = _class_list(args) if args.labels == "dataset" else None
+    paths, labels = data.list_files(args.images, classes)
+    if classes is not None and len(classes) > cams_classes(model):
+        raise ValueError(f"{len(classes)} classes in the class list, more than the model's {cams_classes(model)} outputs")
+    if args.max_images is not None and args.max_images < len(paths):
+        keep = np.sort(np.random.default_rng(args.seed).permutation(len(paths))[: args.max_images])
+        paths, labels = paths[keep], labels[keep]
+    h, w, c = image_size(model, args.size)
+    stream = data.image_dataset(paths, labels, (h, w), c, args.batch_size, scale=args.scale, offset=args.offset,
+                                crop=not args.no_crop, seed=args.seed)
+    return stream, len(paths)
+
+
+def cams_classes(model) -> int:
+    from cams.core.model_graph import num_classes
+
+    return num_classes(model)
+
+
+def _callbacks(out: Path, args):
+    """BackupAndRestore (resume), the .npz checkpoint each epoch, CSVLogger, optional TensorBoard."""
+    import keras
+
+    from cams.methods.lcam import NpzCheckpoint
+
+    backup = Path(args.backup_dir) if args.backup_dir else out.with_suffix(".backup")
+    csv = out.with_suffix(".csv")
+    if not backup.exists() and csv.exists():
+        csv.unlink()  # a fresh run: the log of an earlier finished run is replaced
+    cbs = [keras.callbacks.BackupAndRestore(str(backup)), keras.callbacks.CSVLogger(str(csv), append=True),
+           NpzCheckpoint(out)]
+    if args.tensorboard:
+        cbs.append(keras.callbacks.TensorBoard(args.tensorboard))
+    return cbs, backup
 
 
 def cmd_train(args) -> int:
     import cams
-    from cams.cli.common import images_for, load_model
+    from cams.cli.common import load_model
     from cams.core.files import write_json
 
     out = Path(args.out)
     if out.suffix != ".npz":
         raise ValueError(f"--out must be a .npz file, got {out}")
-    if args.labels == "dataset" and not args.class_names:
-        raise ValueError("--labels dataset needs --class-names (the folder names of the classes, in class order)")
-    model = load_model(args.model)
-    x, kept = images_for(model, args)
-    data = (x, _folder_labels(kept, args.class_names)) if args.labels == "dataset" else x
-    if args.labels == "dataset" and int(data[1].max()) >= cams.model_graph.num_classes(model):
-        raise ValueError(f"--class-names has more classes than the model's {cams.model_graph.num_classes(model)} outputs")
+    for name in ("steps_per_epoch", "max_images"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    strategy = cams.training.make_strategy(args.strategy)
+    with strategy.scope():  # a TPU needs the classifier's variables on its devices
+        model = load_model(args.model)
+    stream, n = _training_stream(model, args)
+    steps = args.steps_per_epoch or -(-n // args.batch_size)
+    callbacks, backup = _callbacks(out, args)
     lcam = cams.LCAM.train(
-        model, data, mode=args.mode, layer=args.layer, epochs=args.epochs, learning_rate=args.learning_rate,
+        model, stream, mode=args.mode, layer=args.layer, epochs=args.epochs, learning_rate=args.learning_rate,
         labels=args.labels, loss=args.loss, batch_size=args.batch_size, lr_decay=args.lr_decay, seed=args.seed,
-        verbose=not args.quiet,
+        verbose=0 if args.quiet else 1, strategy=strategy, callbacks=callbacks, steps_per_epoch=steps,
+        history_path=backup / "lcam_history.json",
     )
     lcam.save(out)
-    hist = write_json(out.with_suffix(".history.json"), {"method": lcam.name, "images": len(x), **lcam.history})
-    print(f"trained {lcam.name} on {len(x)} images at layer {lcam.layer_name!r} ({args.epochs} epochs)")
+    hist = write_json(out.with_suffix(".history.json"), {"method": lcam.name, "images": n, **lcam.history})
+    print(f"trained {lcam.name} on {n} images at layer {lcam.layer_name!r} ({args.epochs} epochs of {steps} steps, "
+          f"{strategy.num_replicas_in_sync} replica(s))")
     print(f"L-CAM:    {out}")
     print(f"history:  {hist}")
+    print(f"log:      {out.with_suffix('.csv')}")
     if args.export:
         print(f"SavedModel: {lcam.export_savedmodel(args.export)}")
     return 0
@@ -101,6 +149,8 @@ def register(subparsers) -> None:
     """Add `lcam-train` and `lcam-eval` to the `cams` command line."""
     from cams.cli.common import add_image_options
 
+    STRATEGIES = ("default", "mirrored", "multiworker", "tpu")  # cams.training.STRATEGIES, without importing TF
+
     p = subparsers.add_parser(
         "lcam-train",
         help="train L-CAM-Img or L-CAM-Fm (a learned attention explainer) on a frozen classifier",
@@ -108,28 +158,48 @@ def register(subparsers) -> None:
                     "paper's loss and SGD schedule; writes the .npz for `cams lcam-eval` / cams.LCAM.load and "
                     "<out>.history.json with the per-epoch loss terms.",
     )
-    add_image_options(p)
+    add_image_options(p, limit=False)
     p.add_argument("--mode", choices=("img", "fm"), default="img",
                    help="img: L-CAM-Img (mask multiplies the input image, second frozen pass); "
                         "fm: L-CAM-Fm (mask multiplies the feature maps). Default img")
-    p.add_argument("--out", required=True, help="output .npz file (the classifier is not stored in it)")
+    p.add_argument("--out", required=True,
+                   help="output .npz file (the classifier is not stored in it); rewritten after every epoch")
     p.add_argument("--layer", default=None, help="feature layer (default: the last layer with a 4-D output; see `cams layers`)")
     p.add_argument("--epochs", type=int, default=8, help="training epochs (default 8, as the official VGG-16 script)")
     p.add_argument("--learning-rate", type=float, default=0.01, help="initial SGD learning rate (default 0.01)")
     p.add_argument("--lr-decay", type=float, default=0.75, help="learning rate factor per epoch (default 0.75)")
-    p.add_argument("--batch-size", type=int, default=64, help="images per step (default 64)")
+    p.add_argument("--batch-size", type=int, default=64, help="images per step over all replicas (default 64)")
+    p.add_argument("--steps-per-epoch", type=int, default=None,
+                   help="steps per epoch (default: one pass over the images, ceil(N / batch size))")
+    p.add_argument("--max-images", type=int, default=None,
+                   help="train on this many images drawn at random (with --seed) from --images (default: all)")
     p.add_argument("--labels", choices=("model", "dataset"), default="model",
                    help="model: the classifier's top-1 predictions (paper's model-truth labels, default); "
-                        "dataset: from the image folders, see --class-names")
+                        "dataset: the class folder of each image, see --class-index / --class-names")
+    p.add_argument("--class-index", default=None, metavar="JSON",
+                   help="class order for --labels dataset: Keras' imagenet_class_index.json "
+                        "({\"0\": [\"n01440764\", \"tench\"], ...}) or a JSON list of folder names "
+                        "(default: the sorted subfolders of --images)")
     p.add_argument("--class-names", default=None,
-                   help="comma list of class folder names in class-index order (e.g. real,fake); "
-                        "with --labels dataset, an image's class is its nearest parent folder in this list")
+                   help="class order as a comma list of folder names (e.g. real,fake); an image's class is its "
+                        "nearest parent folder in the list")
+    p.add_argument("--no-crop", action="store_true",
+                   help="resize the whole image to the input size (default: shorter side to 256/224 of the input, "
+                        "then a central crop, as the paper's ImageNet evaluation)")
     p.add_argument("--loss", choices=("full", "ce"), default="full",
                    help="full: 1.5 CE + 2 area + 0.01 TV (paper); ce: cross-entropy only (the starred ablation)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the attention weights' initialisation (default 0)")
+    p.add_argument("--strategy", choices=STRATEGIES, default="default",
+                   help="tf.distribute strategy: default (one device), mirrored (all GPUs), multiworker "
+                        "(TF_CONFIG machines), tpu (default: default)")
+    p.add_argument("--backup-dir", default=None, metavar="DIR",
+                   help="BackupAndRestore folder (default <out>.backup): after an interruption, rerun the same "
+                        "command to continue from the last finished epoch; removed when training ends")
+    p.add_argument("--tensorboard", default=None, metavar="DIR", help="also write TensorBoard logs there")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the attention weights' initialisation, the image order and --max-images (default 0)")
     p.add_argument("--export", default=None, metavar="DIR",
                    help="also write a SavedModel whose serving signature returns probabilities and the map")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or per-epoch lines")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
 
     p = subparsers.add_parser(
@@ -147,12 +217,12 @@ def register(subparsers) -> None:
                    help="baselines, comma list of gradcam, gradcam++, scorecam, rise (default: all four)")
     p.add_argument("--layer", default=None,
                    help="feature layer of Grad-CAM, Grad-CAM++ and Score-CAM (default: the L-CAMs' layer)")
-    p.add_argument("--rise-masks", type=int, default=4000, help="RISE masks per image (default 4000, as the paper)")
-    p.add_argument("--scorecam-max-channels", type=int, default=None,
+    p.add_argument("--rise-masks", type=positive_int, default=4000, help="RISE masks per image (default 4000, as the paper)")
+    p.add_argument("--scorecam-max-channels", type=positive_int, default=None,
                    help="Score-CAM scores only this many channels of highest variance (default: all)")
-    p.add_argument("--batch-size", type=int, default=16, help="images per explainer call (default 16)")
+    p.add_argument("--batch-size", type=positive_int, default=16, help="images per explainer call (default 16)")
     p.add_argument("--seed", type=int, default=0, help="RISE mask seed (default 0)")
-    p.add_argument("--grid-rows", type=int, default=6, help="images shown in grid.png (default 6)")
+    p.add_argument("--grid-rows", type=positive_int, default=6, help="images shown in grid.png (default 6)")
     p.add_argument("--no-strict", action="store_true",
                    help="accept a classifier whose weights differ from the one the L-CAM was trained on")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")

@@ -62,14 +62,15 @@ class NpzCheckpoint(keras.callbacks.Callback):
     """Saves the explainer (`lcam.save`, the .npz format `LCAM.load` reads) after every epoch.
 
     Args:
-        lcam: the LCAM being trained.
         path: the file; "{epoch}" in it is replaced by the 1-based epoch (one file per epoch),
             otherwise the same file is rewritten (atomically) each epoch.
+        lcam: the LCAM being trained (default: the one whose trainer runs this callback).
     """
 
-    def __init__(self, lcam, path):
+    def __init__(self, path, lcam=None):
         super().__init__()
         self.lcam, self.path = lcam, str(path)
 
     def on_epoch_end(self, epoch, logs=None):
-        self.lcam.save(self.path.replace("{epoch}", str(epoch + 1)))
+        lcam = self.lcam if self.lcam is not None else self.model.frozen.explainer
+        lcam.save(self.path.replace("{epoch}", str(epoch + 1)))

@@ -133,7 +133,7 @@ class LCAM(LayerExplainer):
     def trainer(self, labels: str = "model", weight_decay: float = training.WEIGHT_DECAY):
         """The `AttentionTrainer` (a keras.Model) that trains this explainer's attention layer."""
         return training.AttentionTrainer(self.model, self.layer, self.attention, mode=self.mode, loss=self.loss,
-                                         labels=labels, weight_decay=weight_decay)
+                                         labels=labels, weight_decay=weight_decay, explainer=self)
 
     @classmethod
     def train(cls, model: keras.Model, dataset, mode: str = "img", layer=None, epochs: int = 8,

@@ -37,8 +37,8 @@ class _Frozen:
     """Holds the classifier outside Keras' tracking: its weights are neither trained nor written
     by BackupAndRestore / save_weights of the trainer (only the attention's are)."""
 
-    def __init__(self, model, layer):
-        self.model, self.layer = model, layer
+    def __init__(self, model, layer, explainer=None):
+        self.model, self.layer, self.explainer = model, layer, explainer
 
 
 def learning_rate_schedule(learning_rate: float, steps_per_epoch: int, decay: float = LR_DECAY):
@@ -67,13 +67,14 @@ class AttentionTrainer(keras.Model):
         mode: "img" or "fm"; loss: "full" or "ce"; labels: "model" (the classifier's top-1, the
             paper's model-truth labels) or "dataset".
         weight_decay: coupled L2 coefficient (torch's weight_decay); bias_lr_multiplier: x2.
+        explainer: the LCAM owning `attention` (for callbacks such as NpzCheckpoint).
     """
 
     def __init__(self, classifier, layer, attention, mode="img", loss="full", labels="model",
-                 weight_decay=WEIGHT_DECAY, bias_lr_multiplier=BIAS_LR_MULTIPLIER, **kwargs):
+                 weight_decay=WEIGHT_DECAY, bias_lr_multiplier=BIAS_LR_MULTIPLIER, explainer=None, **kwargs):
         super().__init__(name=kwargs.pop("name", "lcam_trainer"), **kwargs)
         self.attention = attention
-        self.frozen = _Frozen(classifier, layer)
+        self.frozen = _Frozen(classifier, layer, explainer)
         self.mode, self.loss_kind, self.label_source = mode, loss, labels
         self.weight_decay, self.bias_lr_multiplier = float(weight_decay), float(bias_lr_multiplier)
         self.n_classes = model_graph.num_classes(classifier)
