@@ -14,6 +14,7 @@ from cams.training import (STRATEGIES, FitResult, fit_resumable, make_strategy, 
                            upsert_json_record)
 
 from . import data as ddata
+from .determinism import set_op_determinism
 from .history_json import optimizer_record, run_record, run_stem
 from .models import MODELS, build_model, describe_params
 
@@ -109,9 +110,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> TrainOutputs:
     cfg.validate()
     set_seed(cfg.seed)
     if cfg.seed is not None:  # same seed -> same weights and history on a CPU (TF op determinism)
-        import tensorflow as tf
-
-        tf.config.experimental.enable_op_determinism()
+        set_op_determinism(True)
     policy = set_mixed_precision(cfg.mixed_precision)
     strategy = make_strategy(cfg.strategy)
     root = ddata.resolve_dataset(cfg.dataset, cfg.data_root)
@@ -179,6 +178,8 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> TrainOutputs:
         log(f"done in {time.time() - t0:.0f} s: best validation accuracy {record['val_acc'][best - 1]:.2f}% "
             f"at epoch {best}, test accuracy there {record['test_acc'][best - 1]:.2f}%")
     log(f"wrote {json_path} (run {record['run_id']}) and {ckpt}")
+    if cfg.seed is not None:  # explainers run later in this process may draw unseeded noise, refused under it
+        set_op_determinism(False)
     return TrainOutputs(json_path, ckpt, record, result)
 
 
