@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from typing import Sequence
+
+from cams.cli.errors import nonnegative_int
 
 from .data import DATASETS
 from .errors import BengaliXAIError
@@ -82,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "default: gradcam,gradcam++,smoothgradcam++,scorecam")
     p.add_argument("--n", type=_positive, default=8, help="digits shown in the figures (default 8)")
     p.add_argument("--layer", help="layer to explain (default: conv2, the CNN's last convolution)")
-    p.add_argument("--energy-samples", type=int, default=200,
+    p.add_argument("--energy-samples", type=nonnegative_int, default=200,
                    help="test digits used for the stroke-energy share (default 200; 0 skips it)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
 
@@ -219,27 +220,11 @@ COMMANDS = {"train": cmd_train, "baselines": cmd_baselines, "explain": cmd_expla
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of `bengali-xai`; expected errors print one line on stderr and return 1."""
-    args = build_parser().parse_args(argv)
-    try:
-        COMMANDS[args.command](args)
-    except BengaliXAIError as err:
-        print(f"bengali-xai {args.command}: error: {err}", file=sys.stderr)
-        return 1
-    except (OSError, MemoryError) as err:
-        print(f"bengali-xai {args.command}: error: {err}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"bengali-xai {args.command}: interrupted", file=sys.stderr)
-        return 130
-    except Exception as err:  # an unexpected failure: still one line, the traceback on request
-        if os.environ.get("BENGALI_XAI_DEBUG"):
-            raise
-        msg = str(err).strip().splitlines()[0][:300] if str(err).strip() else ""
-        print(f"bengali-xai {args.command}: error: {type(err).__name__}: {msg} "
-              "(set BENGALI_XAI_DEBUG=1 for the traceback)", file=sys.stderr)
-        return 1
-    return 0
+    """Entry point of `bengali-xai`: the exit status (cams.cli.errors: bad input 2, failure 1, Ctrl-C 130)."""
+    from cams.cli.errors import run_command
+
+    return run_command("bengali-xai", build_parser(), argv, run=lambda args: COMMANDS[args.command](args),
+                       user_errors=(BengaliXAIError,))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ import os
 import sys
 from typing import Sequence
 
+from cams.cli.errors import nonnegative_int, positive_float, positive_int, unit_float
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 PROG = "deepfake-xai"
@@ -32,14 +34,13 @@ def _add_analysis_args(p: argparse.ArgumentParser) -> None:
     _add_data_args(p)
     p.add_argument("--out-dir", default="out",
                    help="results go here, figures under OUT_DIR/figures (default: out)")
-    p.add_argument("-b", "--batch-size", type=int, default=32, help="images per forward/backward pass (default: 32)")
+    p.add_argument("-b", "--batch-size", type=positive_int, default=32, help="images per forward/backward pass (default: 32)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of all subcommands."""
     parser = argparse.ArgumentParser(prog=PROG, description="Real/fake face detection with SimpleNet and "
                                      "an Xception transfer model, explained with saliency maps and Grad-CAM.")
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks instead of one-line errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("make-dataset", aliases=["make_dataset"], help="generate the planted-face data set",
@@ -48,11 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "with seamless blending; the mask of the planted region is saved for each fake.")
     p.add_argument("--data-root", default="data", help="parent folder of the data set (default: data)")
     p.add_argument("--name", default="fakes_dataset", help="data set folder name (default: fakes_dataset)")
-    p.add_argument("--image-size", type=int, default=256, help="side of the square images in pixels (default: 256)")
-    p.add_argument("--train", type=int, default=1200, help="images in the train split (default: 1200)")
-    p.add_argument("--val", type=int, default=200, help="images in the val split (default: 200)")
-    p.add_argument("--test", type=int, default=200, help="images in the test split (default: 200)")
-    p.add_argument("--fake-fraction", type=float, default=1 / 3,
+    p.add_argument("--image-size", type=positive_int, default=256, help="side of the square images in pixels (default: 256)")
+    p.add_argument("--train", type=positive_int, default=1200, help="images in the train split (default: 1200)")
+    p.add_argument("--val", type=positive_int, default=200, help="images in the val split (default: 200)")
+    p.add_argument("--test", type=positive_int, default=200, help="images in the test split (default: 200)")
+    p.add_argument("--fake-fraction", type=unit_float, default=1 / 3,
                    help="share of fakes in each split (default: 1/3, the seed's fake:real = 1:2)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--real-images", default=None,
@@ -80,8 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-b", "--batch-size", type=int, default=32, help="batch size (default: 32)")
     p.add_argument("-e", "--epochs", type=int, default=5, help="number of epochs (default: 5)")
     p.add_argument("-o", "--optimizer", default="Adam", choices=("Adam", "SGD"), help="optimizer (default: Adam)")
-    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default: 0.9)")
-    p.add_argument("--image-size", type=int, default=256,
+    p.add_argument("--momentum", type=unit_float, default=0.9, help="SGD momentum (default: 0.9)")
+    p.add_argument("--image-size", type=positive_int, default=256,
                    help="model input side; images are resized to it (default: 256; SimpleNet >= 50, "
                         "XceptionBased >= 71)")
     p.add_argument("--weights", default=None,
@@ -120,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Gradient saliency maps of test images for their true class, and the mean "
                        "saliency map of each class over the whole test split.")
     _add_analysis_args(p)
-    p.add_argument("--n-pairs", type=int, default=8, help="images in the per-image figure (default: 8)")
+    p.add_argument("--n-pairs", type=positive_int, default=8, help="images in the per-image figure (default: 8)")
     p.add_argument("--seed", type=int, default=0, help="which images are shown (default: 0)")
 
     p = sub.add_parser("grad-cam-analysis", aliases=["grad_cam_analysis"],
@@ -134,13 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
                        description="For the generated data set (ground-truth masks): pointing game and share "
                        "of map energy inside the planted region, for Saliency, Grad-CAM and Grad-CAM++.")
     _add_analysis_args(p)
-    p.add_argument("--tolerance", type=int, default=0, help="pointing-game tolerance in pixels (default: 0)")
+    p.add_argument("--tolerance", type=nonnegative_int, default=0, help="pointing-game tolerance in pixels (default: 0)")
 
     p = sub.add_parser("demo", help="the whole study on the generated data set, in a few minutes on a CPU",
                        description="make-dataset, train SimpleNet, then plot, numerical analysis, saliency, "
                        "Grad-CAM and localisation; everything is written under --out.")
     p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
-    p.add_argument("--image-size", type=int, default=128, help="image and model input side (default: 128)")
+    p.add_argument("--image-size", type=positive_int, default=128, help="image and model input side (default: 128)")
     p.add_argument("--train", type=int, default=1200, help="train images (default: 1200)")
     p.add_argument("--val", type=int, default=200, help="val images (default: 200)")
     p.add_argument("--test", type=int, default=200, help="test images (default: 200)")
@@ -248,25 +249,18 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     from .faces import FaceDetectorUnavailable
     from .models import WeightsError
 
-    return (DatasetError, WeightsError, FaceDetectorUnavailable, FileNotFoundError, FileExistsError,
-            NotADirectoryError, PermissionError, ValueError, IndexError)
+    return (DatasetError, WeightsError, FaceDetectorUnavailable, IndexError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of `deepfake-xai`; returns the exit status."""
-    args = build_parser().parse_args(argv)
-    try:
-        return COMMANDS[args.command](args)
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; run the same command again to resume training from the last "
-              f"completed epoch", file=sys.stderr)
-        return 130
-    except _expected_errors() as exc:
-        if args.debug:
-            raise
-        msg = " ".join(str(exc).split()) or type(exc).__name__
-        print(f"{PROG} {args.command}: error: {msg}", file=sys.stderr)
-        return 2
+    """Entry point of `deepfake-xai`: the exit status (cams.cli.errors: bad input 2, failure 1, Ctrl-C 130)."""
+    from cams.cli.errors import run_command
+    from cams.core.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()  # _expected_errors imports TensorFlow: no C++ start-up chatter
+    return run_command(PROG, build_parser(), argv, run=lambda args: COMMANDS[args.command](args),
+                       user_errors=_expected_errors(),
+                       interrupted_hint="run the same command again to resume training from the last completed epoch")
 
 
 if __name__ == "__main__":

@@ -189,7 +189,7 @@ def test_cli_bad_csv_is_one_line_error(tmp_path):
     f = tmp_path / "maleDigits.csv"
     f.write_text(",".join(["1"] * (N_COLUMNS - 1)) + "\n")
     r = run_cli("train", "--data", "ekush", "--data-dir", str(tmp_path), "--out", str(tmp_path / "o"))
-    assert r.returncode == 1
+    assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert lines == [f"bengali-xai train: error: {f}: row 1 has 784 columns, expected 785 (784 pixels + label); "
                      "fix or remove that row"]
@@ -198,16 +198,16 @@ def test_cli_bad_csv_is_one_line_error(tmp_path):
 
 def test_cli_errors_exit_nonzero_with_one_line(tmp_path):
     r = run_cli("explain", "--model", str(tmp_path / "missing.keras"), "--out", str(tmp_path))
-    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
     assert "missing.keras: no such model file" in r.stderr
     r = run_cli("explain", "--model", "m.keras", "--methods", "gradcam,lime", "--out", str(tmp_path))
     from bengali_xai.cli import explainable_methods
 
-    assert r.returncode == 1 and r.stderr.strip() == (
+    assert r.returncode == 2 and r.stderr.strip() == (
         f"bengali-xai explain: error: unknown method 'lime'; choose from {', '.join(explainable_methods())}")
     assert "lcam" not in explainable_methods() and "gradcam" in explainable_methods()
     r = run_cli("train", "--data", "numtadb", "--out", str(tmp_path))
-    assert r.returncode == 1 and "--data numtadb needs --data-dir" in r.stderr
+    assert r.returncode == 2 and "--data numtadb needs --data-dir" in r.stderr
     r = run_cli("train", "--epochs", "0", "--out", str(tmp_path))
     assert r.returncode == 2 and "expected a number >= 1, got 0" in r.stderr
 
@@ -215,7 +215,7 @@ def test_cli_errors_exit_nonzero_with_one_line(tmp_path):
 def test_cli_corrupt_model_file_is_one_line(tmp_path, capsys):
     bad = tmp_path / "model.keras"
     bad.write_bytes(b"garbage")
-    assert main(["export", "--model", str(bad), "--out", str(tmp_path / "sm")]) == 1
+    assert main(["export", "--model", str(bad), "--out", str(tmp_path / "sm")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"bengali-xai export: error: {bad}: cannot load as a Keras model")
     assert not (tmp_path / "sm").exists()
@@ -245,7 +245,7 @@ def test_baselines_on_numtadb_folders(tmp_path):
     assert rows[0] == "classifier,accuracy,log_loss" and len(rows) == 3
     assert "(40 train / 10 test images)" in (tmp_path / "b" / "baselines.md").read_text()
     assert main(["baselines", "--data", "numtadb", "--data-dir", str(tmp_path / "numta"),
-                 "--classifiers", "XGBoost", "--out", str(tmp_path / "b")]) == 1
+                 "--classifiers", "XGBoost", "--out", str(tmp_path / "b")]) == 2
 
 
 def test_train_resumes_after_an_interruption(tmp_path, monkeypatch, capsys):

@@ -29,13 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from cams.core.quiet import import_tensorflow_quietly
 
+    from cams.cli.errors import run_command
+
     import_tensorflow_quietly()  # no CUDA/oneDNN chatter on CPU machines
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except ValueError as err:
-        print(f"cams {args.command}: error: {err}", file=sys.stderr)
-        return 2
+    return run_command("cams", build_parser(), argv)  # bad input exit 2, failure 1, Ctrl-C 130; --debug
 
 
 if __name__ == "__main__":

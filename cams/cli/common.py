@@ -3,19 +3,21 @@ from __future__ import annotations
 
 import sys
 
+from cams.cli.errors import finite_float, positive_int
+
 
 def add_image_options(p, limit: bool = True) -> None:
     """The options `images_for` reads: --model, --images, --scale, --offset, --size (and --limit)."""
     p.add_argument("--model", required=True, help="the classifier: a .keras file (saved with model.save)")
     p.add_argument("--images", required=True, nargs="+", help="image files and/or folders (searched recursively)")
-    p.add_argument("--scale", type=float, default=1 / 255.0,
+    p.add_argument("--scale", type=finite_float, default=1 / 255.0,
                    help="pixel values (0..255) are multiplied by this (default 1/255; use 1 for models that take 0..255)")
-    p.add_argument("--offset", type=float, default=0.0,
+    p.add_argument("--offset", type=finite_float, default=0.0,
                    help="then this is added (default 0; for models that take [-1, 1]: --scale 0.00784313725 --offset -1)")
-    p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), default=None,
+    p.add_argument("--size", type=positive_int, nargs=2, metavar=("H", "W"), default=None,
                    help="resize images to H W (needed only if the model accepts any size)")
     if limit:
-        p.add_argument("--limit", type=int, default=None, help="use at most this many images (the first, in sorted order)")
+        p.add_argument("--limit", type=positive_int, default=None, help="use at most this many images (the first, in sorted order)")
 
 
 def images_for(model, args):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from cams.cli.common import (add_image_options, add_labels_option, add_methods_option, class_names, explainers_for,
                               images_for, load_model)
+from cams.cli.errors import positive_int
 
 
 BEAM_RUNNERS = ("DirectRunner", "DataflowRunner", "FlinkRunner", "SparkRunner")
@@ -137,8 +138,8 @@ def register(sub) -> None:
     add_methods_option(p, default="gradcam,gradcam++")
     add_labels_option(p)
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--batch-size", type=int, default=16, help="images per batch (default 16)")
-    p.add_argument("--grid-rows", type=int, default=8, help="images shown in grid.png (default 8)")
+    p.add_argument("--batch-size", type=positive_int, default=16, help="images per batch (default 16)")
+    p.add_argument("--grid-rows", type=positive_int, default=8, help="images shown in grid.png (default 8)")
     p.set_defaults(func=cmd_explain)
 
     p = sub.add_parser(
@@ -153,11 +154,11 @@ def register(sub) -> None:
     add_image_options(p, limit=False)
     add_methods_option(p, default="gradcam")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--batch-size", type=int, default=16, help="images per batch (default 16)")
+    p.add_argument("--batch-size", type=positive_int, default=16, help="images per batch (default 16)")
     p.add_argument("--no-overlays", action="store_true", help="write only the .npz maps")
     p.add_argument("--runner", choices=BEAM_RUNNERS, default=None,
                    help="run as an Apache Beam pipeline on this runner (needs the beam extra); default: one process")
-    p.add_argument("--direct-num-workers", type=int, default=None, metavar="N",
+    p.add_argument("--direct-num-workers", type=positive_int, default=None, metavar="N",
                    help="DirectRunner worker processes (N > 1: multi_processing mode)")
     p.add_argument("beam_args", nargs="*", metavar="-- BEAM_OPTION",
                    help="other Beam pipeline options, after --, e.g. -- --project P --region R --temp_location gs://B/tmp")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from cams.cli.errors import percentile, positive_int, unit_float
+
 
 def _comma_list(text: str, choices, what: str):
     items = [t.strip().lower() for t in text.split(",") if t.strip()]
@@ -92,10 +94,10 @@ def register(subparsers) -> None:
     p.add_argument("--all-combinations", action="store_true",
                    help="tables and grid with all nine combinations instead of the paper's top five")
     p.add_argument("--layer", default=None, help="feature layer of the base CAMs (default: the last 4-D layer)")
-    p.add_argument("--k", type=float, default=0.25, help="weight of the edge image in the add experiment (default 0.25)")
-    p.add_argument("--percentile", type=float, default=80, help="explanation-map mask threshold percentile (default 80)")
-    p.add_argument("--batch-size", type=int, default=32, help="images per batch (default 32)")
-    p.add_argument("--rows", type=int, default=4, help="images shown in the figures (default 4)")
+    p.add_argument("--k", type=unit_float, default=0.25, help="weight of the edge image in the add experiment (default 0.25)")
+    p.add_argument("--percentile", type=percentile, default=80, help="explanation-map mask threshold percentile (default 80)")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="images per batch (default 32)")
+    p.add_argument("--rows", type=positive_int, default=4, help="images shown in the figures (default 4)")
     p.add_argument("--seed", type=int, default=0, help="seed of Smooth Grad-CAM++'s noise (default 0)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
     p.set_defaults(func=cmd_feature_cam)
