@@ -10,12 +10,33 @@ interceptions and no mutation of the model:
 """
 from __future__ import annotations
 
+import importlib.metadata
 import weakref
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
 import keras
 import tensorflow as tf
+
+
+class UnsupportedKerasError(RuntimeError):
+    """The installed Keras lacks the functional-graph internals the replay relies on."""
+
+
+def supported_versions() -> str:
+    """The Keras and TensorFlow ranges this package declares (its install_requires), e.g. 'keras>=3.3.3,<3.16'."""
+    try:
+        reqs = importlib.metadata.requires("keras-cams") or []
+    except importlib.metadata.PackageNotFoundError:
+        reqs = []
+    found = [r.replace(" ", "") for r in reqs if r.split(">")[0].split("<")[0].strip() in ("keras", "tensorflow")]
+    return " and ".join(found) or "Keras 3 with TensorFlow 2.16 or newer"
+
+
+def _internals_error(what: str) -> UnsupportedKerasError:
+    return UnsupportedKerasError(
+        f"Keras {keras.__version__} (TensorFlow {tf.__version__}) changed {what}, which cams uses to replay a "
+        f"model layer by layer; install a supported version: pip install \"{supported_versions()}\"")
 
 
 def _is_container(layer) -> bool:
@@ -155,7 +176,7 @@ def _inject_training(op):
 
 def _replay(model, inputs, tap: _Tap, strip_softmax: bool):
     """Run `model` on `inputs` with the interceptions described in the module docstring."""
-    graph = model._functional if isinstance(model, keras.Sequential) else model
+    graph = getattr(model, "_functional", None) if isinstance(model, keras.Sequential) else model
     if isinstance(model, keras.Sequential) and graph is None:
         # Sequential without a known input shape: walk its layers in order.
         x = inputs
@@ -164,18 +185,28 @@ def _replay(model, inputs, tap: _Tap, strip_softmax: bool):
             x = _wrap(layer, tap, strip_softmax and last, model)(x)
         return x
     if not hasattr(graph, "_run_through_graph"):
+        if type(graph).__name__ in ("Functional", "Sequential"):
+            raise _internals_error("Functional._run_through_graph")
         raise ValueError(
             f"model {model.name!r} is a subclassed model; CAMs need a Sequential or functional "
             "model so its layers can be reached (wrap the layers in keras.Model(inputs, outputs))"
         )
     if len(graph.outputs) != 1:
         raise ValueError(f"model {model.name!r} has {len(graph.outputs)} outputs; CAMs need one")
-    out_op = graph.outputs[0]._keras_history.operation
+    history = getattr(graph.outputs[0], "_keras_history", None)
+    if history is None or not hasattr(history, "operation"):
+        raise _internals_error("KerasTensor._keras_history.operation")
+    out_op = history.operation
 
     def operation_fn(op):
         return _wrap(op, tap, strip_softmax and op is out_op, model)
 
-    outputs = graph._run_through_graph(inputs, operation_fn=operation_fn)
+    try:
+        outputs = graph._run_through_graph(inputs, operation_fn=operation_fn)
+    except TypeError as err:
+        if "operation_fn" in str(err):
+            raise _internals_error("the signature of Functional._run_through_graph") from None
+        raise
     return outputs[0] if isinstance(outputs, (list, tuple)) else outputs
 
 
