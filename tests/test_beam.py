@@ -121,13 +121,16 @@ def test_runner_without_the_beam_extra_is_a_one_line_error_and_the_local_path_st
 @pytest.mark.parametrize("extra, message", [
     (["--direct-num-workers", "2"], "--direct-num-workers and pipeline options after -- need --runner"),
     (["--runner", "SparkRunner", "--direct-num-workers", "2"], "needs --runner DirectRunner, got 2"),
-    (["--runner", "DirectRunner", "--batch-size", "0"], "--batch-size must be >= 1, got 0"),
     # plain apache-beam (the dev extra) has no gs:// file system: apache-beam[gcp] adds it
     (["--runner", "DirectRunner", "--images", "gs://bucket/photos/"],
      "gs://bucket/photos/: cannot read it through Beam's file systems (Unable to get filesystem"),
 ])
 def test_beam_option_errors_are_one_line(job, tmp_path, capsys, extra, message):
-    assert main(argv(job, tmp_path / "o", *extra)) == 2
+    try:
+        code = main(argv(job, tmp_path / "o", *extra))
+    except SystemExit as exit_:  # argparse's own errors
+        code = exit_.code
+    assert code == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("cams explain-folder: error:") and message in last
 
@@ -145,6 +148,11 @@ def test_batch_explainer_returns_each_explainers_own_maps_and_the_probabilities(
     probs, maps = local.BatchExplainer(model, explainers, batch_size=2)(x)
     assert np.abs(probs - cams.metrics.probabilities(model, x)).max() <= 1e-6
     assert list(maps) == list(explainers)
+    reproducible = []
     for name, explainer in explainers.items():
         own = explainer(x)
-        assert maps[name].shape == own.shape == (5, 16, 16) and np.abs(maps[name] - own).max() <= 1e-5, name
+        assert maps[name].shape == own.shape == (5, 16, 16) and 0 <= maps[name].min() <= maps[name].max() <= 1, name
+        if np.array_equal(own, explainer(x)):  # methods that draw unseeded noise differ from call to call
+            assert np.abs(maps[name] - own).max() <= 1e-5, name
+            reproducible.append(name)
+    assert {"gradcam", "gradcam++", "hirescam", "xgradcam", "saliency", "lcam", "scorecam"} <= set(reproducible)

@@ -43,6 +43,7 @@ METRICS_NAMESPACE = "cams.explain_folder"
 COUNTERS = ("images", "already_done", "unreadable", "explained")
 RUNNERS = ("DirectRunner", "DataflowRunner", "FlinkRunner", "SparkRunner")
 RAW = CompressionTypes.UNCOMPRESSED
+UNREADABLE_LIST = "unreadable.txt"
 
 
 @dataclass(frozen=True)
@@ -227,9 +228,14 @@ def build_pipeline(p: beam.Pipeline, job: FolderJob, inputs: Sequence[str]) -> N
     )
     (
         decoded[DecodeImages.UNREADABLE]
-        | "ListUnreadable" >> beam.io.WriteToText(FileSystems.join(job.out, "unreadable"), file_name_suffix=".txt",
-                                                  shard_name_template="")
+        | "CollectUnreadable" >> beam.combiners.ToList()
+        | "ListUnreadable" >> beam.Map(write_unreadable, job.out)
     )
+
+
+def write_unreadable(lines: Sequence[str], out: str) -> None:
+    """<out>/unreadable.txt: one 'file<TAB>reason' line per unreadable file of this run, sorted (atomically)."""
+    write_outputs(out, {UNREADABLE_LIST: "".join(line + "\n" for line in sorted(lines)).encode("utf-8")})
 
 
 def pipeline_options(runner: str, num_workers: Optional[int] = None, extra: Sequence[str] = ()) -> PipelineOptions:
@@ -291,7 +297,7 @@ def explain_folder_beam(model: str, inputs: Sequence[str], out: str, methods: st
 
 def read_unreadable(out: str):
     """[(file, reason)] listed in <out>/unreadable.txt by the last run."""
-    path = FileSystems.join(out, "unreadable.txt")
+    path = FileSystems.join(out, UNREADABLE_LIST)
     if not FileSystems.exists(path):
         return []
     with FileSystems.open(path, compression_type=RAW) as f:
