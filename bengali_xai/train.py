@@ -8,7 +8,7 @@ from typing import Any
 
 
 from cams.core.files import write_json
-from cams.training import STRATEGIES, fit_resumable, make_strategy, save_model_atomic, set_mixed_precision, set_seed
+from cams.training import STRATEGIES, make_strategy, resumable, save_model_atomic, set_mixed_precision, set_seed
 from cams.viz import plot_history
 
 from .data import DigitData
@@ -34,8 +34,9 @@ def train_cnn(
 
     model.keras, history.json, metrics.json (test_accuracy, test_loss, ...), loss.png and
     accuracy.png. Returns the metrics dict with the written paths under "files".
-    After each epoch the weights and optimizer state go to `out/.resume/`: running the same
-    command again after an interruption continues from the last finished epoch.
+    After each epoch keras.callbacks.BackupAndRestore writes the weights and optimizer state to
+    `out/.resume/` (with the history so far): running the same command again after an interruption
+    (Ctrl-C, SIGKILL) continues after the last finished epoch.
     `strategy`: tf.distribute strategy (default, mirrored, tpu; see cams.training.make_strategy).
     """
     if epochs < 1:
@@ -60,15 +61,16 @@ def train_cnn(
         t0 = time.time()
         fingerprint = {"data": data.name, "n": int(len(data.y)), "epochs": epochs, "batch_size": batch_size,
                        "seed": seed, "policy": policy}
+        callbacks, state = resumable(out / ".resume", epochs, fingerprint=fingerprint,
+                                     log=lambda m: print(m, flush=True))
         with dist.scope():
-            result = fit_resumable(model, train_ds, epochs, validation_data=val_ds, state_dir=out / ".resume",
-                                   fingerprint=fingerprint, verbose=verbose, log=lambda m: print(m, flush=True))
+            model.fit(train_ds, epochs=epochs, validation_data=val_ds, callbacks=callbacks, verbose=verbose)
         train_s = time.time() - t0
         test_loss, test_acc = model.evaluate(test_ds, verbose=0)
         model_path = save_model_atomic(model, out / "model.keras")
     finally:
         set_mixed_precision(False)
-    history = {k: [float(v) for v in vals] for k, vals in result.history.items()}
+    history = {k: [float(v) for v in vals] for k, vals in state.history.items()}
     files = {
         "model": model_path,
         "history": write_json(out / "history.json", history),

@@ -1,16 +1,16 @@
-"""Training helpers shared by both apps: seeding, mixed precision, tf.distribute strategies,
-and training that resumes after an interruption."""
+"""Training helpers shared by both apps and L-CAM, for what Keras does not do itself: seeding,
+the mixed-precision policy per device, tf.distribute strategies by name, evaluation of extra sets
+each epoch, the run history kept across a `keras.callbacks.BackupAndRestore` resume (with a
+settings check), atomic model files and a JSON list of run records."""
 from __future__ import annotations
 
 import json
 import os
 import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from cams.core.files import atomic_path, write_json
@@ -71,10 +71,6 @@ def make_strategy(name: str = "default") -> tf.distribute.Strategy:
     raise ValueError(f"unknown strategy {name!r}: choose one of {', '.join(STRATEGIES)}")
 
 
-# ---------------------------------------------------------------------------------------------
-# Training that survives interruption: per-epoch evaluation of extra sets, best-validation
-# checkpoint, resume state, and a JSON list of run records updated every epoch.
-# ---------------------------------------------------------------------------------------------
 
 
 class EvaluateEachEpoch(keras.callbacks.Callback):
@@ -97,80 +93,89 @@ class EvaluateEachEpoch(keras.callbacks.Callback):
                 logs[f"{name}_{key}"] = float(value)
 
 
-class ResumeState:
-    """Files in `directory` that let an interrupted training continue where it stopped.
+class RunState(keras.callbacks.Callback):
+    """The per-epoch history of a run that `keras.callbacks.BackupAndRestore` may resume.
 
-    After each completed epoch: the weights, the optimizer variables, and `state.json` (epoch,
-    per-epoch history, best value, a settings fingerprint and free `extra` data). `state.json` is
-    written last and names the weight files, so a crash at any moment leaves a consistent state.
+    After every epoch, `history` ({log key: one value per epoch, all epochs of the run, resumed
+    ones included}), the settings `fingerprint` and free `extra` data are written to `path`
+    (atomically), and `on_update(self)` runs (e.g. to write the study's JSON record). Put it
+    before BackupAndRestore in the callback list: a kill between the two leaves this file one
+    epoch ahead, which the rerun overwrites (entries are indexed by epoch).
     """
 
-    def __init__(self, directory: str | os.PathLike):
-        self.dir = Path(directory)
-        self.state_file = self.dir / "state.json"
+    def __init__(self, path, fingerprint: Any = None, extra: Mapping[str, Any] | None = None,
+                 on_update: Callable[["RunState"], None] | None = None):
+        super().__init__()
+        self.path = Path(path)
+        self.fingerprint = json.loads(json.dumps(fingerprint, default=str))
+        self.history: dict[str, list[float]] = {}
+        self.extra = dict(extra or {})
+        self.on_update = on_update
 
-    def exists(self) -> bool:
-        return self.state_file.is_file()
-
-    def read(self) -> dict:
+    def saved(self) -> dict | None:
+        """The state written by an earlier run, or None."""
+        if not self.path.is_file():
+            return None
         try:
-            return json.loads(self.state_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"unreadable resume state {self.state_file}: {exc}; delete {self.dir} "
-                             f"to start over") from None
+            return json.loads(self.path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise ValueError(f"unreadable run state {self.path}: {exc}; delete {self.path.parent} to start over") from None
 
-    def save(self, model: keras.Model, epoch: int, history: Mapping[str, Sequence[float]],
-             best: Mapping[str, Any] | None = None, fingerprint: Any = None,
-             extra: Mapping[str, Any] | None = None) -> None:
-        """Record that `epoch` epochs are complete (weights, optimizer, history)."""
-        self.dir.mkdir(parents=True, exist_ok=True)
-        weights = f"weights-{epoch}.weights.h5"
-        opt = f"optimizer-{epoch}.npz"
-        with atomic_path(self.dir / weights, suffix=".weights.h5") as tmp:
-            model.save_weights(tmp)
-        if model.optimizer is not None:
-            store: dict[str, np.ndarray] = {}
-            model.optimizer.save_own_variables(store)
-            with atomic_path(self.dir / opt, suffix=".npz") as tmp:
-                np.savez(tmp, **store)
-        write_json(self.state_file, {
-            "epoch": int(epoch), "weights": weights, "optimizer": opt if model.optimizer is not None else None,
-            "history": {k: [float(v) for v in vs] for k, vs in history.items()},
-            "best": dict(best or {}), "fingerprint": fingerprint, "extra": dict(extra or {}),
-        })
-        for old in self.dir.iterdir():  # drop files of earlier epochs
-            if old.name not in (weights, opt, self.state_file.name) and not old.name.startswith("."):
-                old.unlink(missing_ok=True)
+    def restore(self) -> int:
+        """Take history and extra from the saved state; returns the number of epochs it holds."""
+        state = self.saved() or {}
+        self.history = {k: list(v) for k, v in state.get("history", {}).items()}
+        self.extra.update(state.get("extra", {}))
+        return max((len(v) for v in self.history.values()), default=0)
 
-    def restore(self, model: keras.Model) -> dict:
-        """Load the saved weights and optimizer variables into `model`; return the state dict."""
-        state = self.read()
-        if model.optimizer is not None and not model.optimizer.built:
-            model.optimizer.build(model.trainable_variables)  # so its variables exist to be loaded
-        model.load_weights(self.dir / state["weights"])
-        if state.get("optimizer") and model.optimizer is not None:
-            store = dict(np.load(self.dir / state["optimizer"]))
-            if len(store) != len(model.optimizer.variables):
-                raise ValueError(f"resume state {self.dir} holds {len(store)} optimizer variables, the model's "
-                                 f"optimizer has {len(model.optimizer.variables)}; delete {self.dir} to start over")
-            model.optimizer.load_own_variables(store)
-        return state
+    def best(self, monitor: str, mode: str = "max") -> tuple[int | None, float | None]:
+        """(1-based epoch, value) of the best `monitor` so far ("max" or "min"), or (None, None)."""
+        values = self.history.get(monitor, [])
+        if not values:
+            return None, None
+        pick = max if mode == "max" else min
+        i = pick(range(len(values)), key=lambda j: (values[j] if mode == "max" else -values[j], -j))
+        return i + 1, values[i]
 
-    def clear(self) -> None:
-        """Remove the resume state (after a run completes)."""
-        if self.dir.exists():
-            shutil.rmtree(self.dir)
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        for key, value in (logs or {}).items():
+            self.history[key] = self.history.get(key, [])[:epoch] + [float(value)]
+        write_json(self.path, {"fingerprint": self.fingerprint, "history": self.history, "extra": self.extra})
+        if self.on_update is not None:
+            self.on_update(self)
 
 
-@dataclass
-class FitResult:
-    """What `fit_resumable` returns: per-epoch history (all epochs, resumed ones included)."""
+def resumable(backup_dir, epochs: int, fingerprint: Any = None, extra: Mapping[str, Any] | None = None,
+              best_path=None, monitor: str = "val_accuracy", mode: str = "max",
+              extra_eval: Mapping[str, Any] | None = None, on_update=None, log: Callable[[str], None] | None = print):
+    """Callbacks for `model.fit` that resume an interrupted run: ([callbacks], RunState).
 
-    history: dict[str, list[float]]
-    best_epoch: int | None = None      # 1-based
-    best_value: float | None = None
-    resumed_from: int = 0              # epochs already done when this call started
-    extra: dict = field(default_factory=dict)
+    [EvaluateEachEpoch(extra_eval)], [ModelCheckpoint(best_path, save_best_only, monitor, mode)],
+    RunState(backup_dir/run_state.json), BackupAndRestore(backup_dir). Rerunning the same command
+    after an interruption (Ctrl-C, SIGKILL, preemption) continues after the last finished epoch with
+    the weights, optimizer state and history of that epoch; the best checkpoint keeps the best value
+    of the earlier epochs as its threshold. A backup made with another `fingerprint` (any JSON-able
+    description of the settings) is discarded with a message. Keras removes the backup when all
+    epochs are done.
+    """
+    backup_dir = Path(backup_dir)
+    state = RunState(backup_dir / "run_state.json", fingerprint, extra, on_update)
+    saved = state.saved()
+    if saved is not None and saved.get("fingerprint") != state.fingerprint:
+        if log:
+            log(f"discarding the interrupted run in {backup_dir}: it was started with other settings")
+        shutil.rmtree(backup_dir)
+    elif saved is not None:
+        done = state.restore()
+        if log:
+            log(f"resuming an interrupted run from {backup_dir}: {done} of {epochs} epochs done")
+    callbacks: list[keras.callbacks.Callback] = [EvaluateEachEpoch(extra_eval)] if extra_eval else []
+    if best_path is not None:
+        _, best = state.best(monitor, mode)
+        callbacks.append(keras.callbacks.ModelCheckpoint(str(best_path), monitor=monitor, mode=mode,
+                                                         save_best_only=True, initial_value_threshold=best))
+    callbacks += [state, keras.callbacks.BackupAndRestore(str(backup_dir))]
+    return callbacks, state
 
 
 def save_model_atomic(model: keras.Model, path: str | os.PathLike, include_optimizer: bool = True) -> Path:
@@ -187,106 +192,6 @@ def save_model_atomic(model: keras.Model, path: str | os.PathLike, include_optim
     with atomic_path(path, suffix=".keras") as tmp:
         target.save(tmp)
     return Path(path)
-
-
-class _EpochTracker(keras.callbacks.Callback):
-    def __init__(self, history, best, monitor, mode, best_path, state, fingerprint, extra, on_epoch_end, log):
-        super().__init__()
-        self.history, self.best, self.monitor, self.mode = history, best, monitor, mode
-        self.best_path, self.state, self.fingerprint, self.extra = best_path, state, fingerprint, extra
-        self.hook, self.log = on_epoch_end, log
-
-    def _improved(self, value: float) -> bool:
-        old = self.best.get("value")
-        if old is None:
-            return True
-        return value > old if self.mode == "max" else value < old
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        logs = dict(logs or {})
-        for key, value in logs.items():
-            self.history.setdefault(key, []).append(float(value))
-        value = logs.get(self.monitor)
-        if value is not None and self._improved(float(value)):
-            self.best.update(epoch=epoch + 1, value=float(value))
-            if self.best_path is not None:
-                save_model_atomic(self.model, self.best_path, include_optimizer=False)
-                if self.log:
-                    self.log(f"epoch {epoch + 1}: {self.monitor} {float(value):.4f} is the best so far, "
-                             f"saved {self.best_path}")
-        if self.state is not None:
-            self.state.save(self.model, epoch + 1, self.history, self.best, self.fingerprint, self.extra)
-        if self.hook is not None:
-            self.hook(FitResult(self.history, self.best.get("epoch"), self.best.get("value"), 0, self.extra))
-
-
-def fit_resumable(
-    model: keras.Model,
-    train_data: Any,
-    epochs: int,
-    *,
-    validation_data: Any = None,
-    extra_eval: Mapping[str, Any] | None = None,
-    state_dir: str | os.PathLike | None = None,
-    best_path: str | os.PathLike | None = None,
-    monitor: str = "val_accuracy",
-    mode: str = "max",
-    fingerprint: Any = None,
-    extra: Mapping[str, Any] | None = None,
-    on_epoch_end: Callable[[FitResult], None] | None = None,
-    callbacks: Sequence[keras.callbacks.Callback] = (),
-    verbose: int | str = "auto",
-    log: Callable[[str], None] | None = print,
-) -> FitResult:
-    """`model.fit` that keeps a best-`monitor` checkpoint and resumes after an interruption.
-
-    model must be compiled. extra_eval: {"test": dataset, ...} evaluated at each epoch end
-    (`test_loss`, `test_accuracy` in the history). state_dir: where the resume state lives; when it
-    holds a state with the same `fingerprint` (any JSON-able description of the run's settings), the
-    weights, optimizer, history, best value and `extra` are restored and training continues at the
-    next epoch; a state with another fingerprint is discarded with a message. The state is removed
-    when all epochs are done. best_path: a `.keras` file, written atomically whenever `monitor`
-    improves (architecture and weights, no optimizer state). on_epoch_end(result) runs after each epoch with the history so far (e.g. to write a
-    JSON record). A KeyboardInterrupt propagates; calling again with the same arguments resumes.
-    """
-    if mode not in ("max", "min"):
-        raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
-    if model.optimizer is None or not getattr(model, "compiled", True):
-        raise ValueError("fit_resumable needs a compiled model")
-    fingerprint = json.loads(json.dumps(fingerprint, default=str)) if fingerprint is not None else None
-    history: dict[str, list[float]] = {}
-    best: dict[str, Any] = {}
-    extra_data = dict(extra or {})
-    initial_epoch = 0
-    state = ResumeState(state_dir) if state_dir is not None else None
-    if state is not None and state.exists():
-        saved = state.read()
-        if saved.get("fingerprint") == fingerprint:
-            saved = state.restore(model)
-            initial_epoch = int(saved["epoch"])
-            history = {k: list(v) for k, v in saved.get("history", {}).items()}
-            best = dict(saved.get("best", {}))
-            extra_data = {**extra_data, **saved.get("extra", {})}
-            if log:
-                log(f"resuming an interrupted run from {state.dir}: {initial_epoch} of {epochs} epochs done")
-        else:
-            if log:
-                log(f"discarding the interrupted run in {state.dir}: it was started with other settings")
-            state.clear()
-    best_file = Path(best_path) if best_path is not None else None
-    tracker = _EpochTracker(history, best, monitor, mode, best_file, state, fingerprint, extra_data,
-                            on_epoch_end, log)
-    cbs: list[keras.callbacks.Callback] = []
-    if extra_eval:
-        cbs.append(EvaluateEachEpoch(extra_eval))
-    cbs.append(tracker)
-    cbs.extend(callbacks)
-    if initial_epoch < epochs:
-        model.fit(train_data, epochs=epochs, initial_epoch=initial_epoch, validation_data=validation_data,
-                  callbacks=cbs, verbose=verbose, shuffle=not isinstance(train_data, tf.data.Dataset))
-    if state is not None:
-        state.clear()
-    return FitResult(history, best.get("epoch"), best.get("value"), initial_epoch, extra_data)
 
 
 def upsert_json_record(path: str | os.PathLike, record: Mapping[str, Any], key: str = "run_id") -> Path:

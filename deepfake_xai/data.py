@@ -158,6 +158,9 @@ def make_pipeline(files: SplitFiles, image_size: int, batch_size: int, training:
         return (img, label, path) if with_paths else (img, label)
 
     ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors(log_warning=True)
+    # ignore_errors hides the length from Keras ("1/Unknown" steps, no ETA); list_split has already
+    # moved undecodable files to `skipped`, so every listed file yields one element
+    ds = ds.apply(tf.data.experimental.assert_cardinality(len(files.paths)))
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 

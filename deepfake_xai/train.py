@@ -2,15 +2,15 @@
 best-validation checkpoint, plus resume after an interruption and mixed precision."""
 from __future__ import annotations
 
+import shutil
 import time
 import uuid
-import warnings
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from cams.training import (STRATEGIES, FitResult, fit_resumable, make_strategy, set_mixed_precision, set_seed,
+from cams.training import (STRATEGIES, RunState, make_strategy, resumable, set_mixed_precision, set_seed,
                            upsert_json_record)
 
 from . import data as ddata
@@ -76,7 +76,7 @@ class TrainOutputs:
     json_path: Path
     checkpoint: Path
     record: dict
-    result: FitResult
+    state: RunState  # history (all epochs), extra (run_id, started)
 
 
 def make_optimizer(name: str, lr: float, momentum: float = 0.9):
@@ -133,16 +133,10 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> TrainOutputs:
     stem = run_stem(name, cfg.model, cfg.optimizer)
     json_path = Path(cfg.out_dir) / f"{stem}.json"
     ckpt = Path(cfg.checkpoint_dir) / f"{stem}.keras"
-    state_dir = Path(cfg.checkpoint_dir) / f"{stem}.resume"
-    from cams.training import ResumeState
-
-    state = ResumeState(state_dir)
-    if not cfg.resume and state.exists():
-        log(f"--no-resume: discarding the interrupted run in {state_dir}")
-        state.clear()
-    resuming = state.exists() and state.read().get("fingerprint") == _jsonable(cfg.fingerprint())
-    if not resuming:
-        _keep_previous(ckpt, log)
+    backup_dir = Path(cfg.checkpoint_dir) / f"{stem}.resume"  # keras.callbacks.BackupAndRestore's folder
+    if not cfg.resume and backup_dir.exists():
+        log(f"--no-resume: discarding the interrupted run in {backup_dir}")
+        shutil.rmtree(backup_dir)
     run_id = uuid.uuid4().hex[:12]
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     optimizer = optimizer_record(cfg.optimizer, cfg.lr, cfg.momentum)
@@ -151,42 +145,35 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> TrainOutputs:
                 data_dir=str(root), checkpoint=str(ckpt),
                 counts={f.split: {"real": f.count(0), "fake": f.count(1)} for f in (train_files, val_files, test_files)})
 
-    def write_record(result: FitResult, status: str) -> dict:
-        rid = result.extra.get("run_id", run_id)
-        record = run_record(cfg.model, name, optimizer, result.history, run_id=rid, status=status,
-                            started=result.extra.get("started", started), best_epoch=result.best_epoch, **info)
+    def write_record(state: RunState, status: str) -> dict:
+        record = run_record(cfg.model, name, optimizer, state.history, run_id=state.extra["run_id"], status=status,
+                            started=state.extra["started"], best_epoch=state.best("val_accuracy")[0], **info)
         upsert_json_record(json_path, record, key="run_id")
         return record
+
+    # test metrics each epoch, best-val_accuracy ModelCheckpoint, the JSON record, BackupAndRestore
+    callbacks, state = resumable(backup_dir, cfg.epochs, fingerprint=cfg.fingerprint(),
+                                 extra={"run_id": run_id, "started": started}, best_path=ckpt,
+                                 extra_eval={"test": test_ds}, on_update=lambda s: write_record(s, "running"), log=log)
+    if not state.history:  # a new run: an earlier finished run's checkpoint is kept under another name
+        _keep_previous(ckpt, log)
 
     log(f"training {cfg.model} on {root} for {cfg.epochs} epochs ({cfg.optimizer}, lr {cfg.lr}, "
         f"batch {cfg.batch_size}, {cfg.image_size}x{cfg.image_size}, {policy}, "
         f"{strategy.num_replicas_in_sync} replica(s)); "
         f"JSON {json_path}, checkpoint {ckpt}")
     t0 = time.time()
-    with warnings.catch_warnings():
-        # the pipelines skip unreadable files, so their length is unknown to Keras until epoch 1 ends
-        warnings.filterwarnings("ignore", message=".*ran out of data.*")
-        with strategy.scope():
-            result = fit_resumable(
-                model, train_ds, cfg.epochs, validation_data=val_ds, extra_eval={"test": test_ds},
-                state_dir=state_dir, best_path=ckpt, monitor="val_accuracy", mode="max",
-                fingerprint=cfg.fingerprint(), extra={"run_id": run_id, "started": started},
-                on_epoch_end=lambda r: write_record(r, "running"), verbose=cfg.verbose, log=log)
-    record = write_record(result, "complete")
-    best = result.best_epoch
+    with strategy.scope():
+        model.fit(train_ds, epochs=cfg.epochs, validation_data=val_ds, callbacks=callbacks, verbose=cfg.verbose)
+    record = write_record(state, "complete")
+    best = state.best("val_accuracy")[0]
     if best:
         log(f"done in {time.time() - t0:.0f} s: best validation accuracy {record['val_acc'][best - 1]:.2f}% "
             f"at epoch {best}, test accuracy there {record['test_acc'][best - 1]:.2f}%")
     log(f"wrote {json_path} (run {record['run_id']}) and {ckpt}")
     if cfg.seed is not None:  # explainers run later in this process may draw unseeded noise, refused under it
         set_op_determinism(False)
-    return TrainOutputs(json_path, ckpt, record, result)
-
-
-def _jsonable(obj):
-    import json
-
-    return json.loads(json.dumps(obj, default=str))
+    return TrainOutputs(json_path, ckpt, record, state)
 
 
 def config_dict(cfg: TrainConfig) -> dict:

@@ -246,30 +246,3 @@ def test_baselines_on_numtadb_folders(tmp_path):
     assert "(40 train / 10 test images)" in (tmp_path / "b" / "baselines.md").read_text()
     assert main(["baselines", "--data", "numtadb", "--data-dir", str(tmp_path / "numta"),
                  "--classifiers", "XGBoost", "--out", str(tmp_path / "b")]) == 2
-
-
-def test_train_resumes_after_an_interruption(tmp_path, monkeypatch, capsys):
-    """Ctrl-C after epoch 1 of 2 leaves the resume state; the same command then trains epoch 2 only."""
-    import keras
-
-    import bengali_xai.train as bt
-
-    real_fit = bt.fit_resumable
-
-    class StopAfterFirstEpoch(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            raise KeyboardInterrupt
-
-    def interrupted_fit(*args, **kwargs):
-        return real_fit(*args, callbacks=[StopAfterFirstEpoch()], **kwargs)
-
-    argv = ["train", *TINY, "--epochs", "2", "--batch-size", "64", "--out", str(tmp_path)]
-    monkeypatch.setattr(bt, "fit_resumable", interrupted_fit)
-    assert main(argv) == 130
-    assert (tmp_path / ".resume" / "state.json").is_file() and not (tmp_path / "model.keras").exists()
-    monkeypatch.setattr(bt, "fit_resumable", real_fit)
-    capsys.readouterr()
-    assert main(argv) == 0
-    assert "1 of 2 epochs done" in capsys.readouterr().out
-    history = json.loads((tmp_path / "history.json").read_text())
-    assert len(history["loss"]) == 2 and not (tmp_path / ".resume").exists()

@@ -1,4 +1,4 @@
-"""Training: cams.training resume/checkpoint helpers, the seed's JSON, the seed's command verbatim."""
+"""Training: cams.training resume helpers (BackupAndRestore + RunState), the seed's JSON, the seed's command verbatim."""
 from __future__ import annotations
 
 import json
@@ -55,66 +55,49 @@ class _Count(keras.callbacks.Callback):
             raise KeyboardInterrupt
 
 
-def test_fit_resumable_resumes_after_interruption(tmp_path):
+def test_resumable_continues_after_an_interruption_with_history_and_best_threshold(tmp_path):
     import tensorflow as tf
 
     x, y = _toy_data()
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
-    state, best = tmp_path / "state", tmp_path / "best.keras"
+    backup, best = tmp_path / "backup", tmp_path / "best.keras"
     model = _toy_model()
-    counter = _Count(stop_after=2)
+    callbacks, state = ct.resumable(backup, 5, fingerprint={"lr": 0.01}, best_path=best, extra_eval={"test": ds},
+                                    log=None)
     with pytest.raises(KeyboardInterrupt):
-        ct.fit_resumable(model, ds, 5, validation_data=ds, extra_eval={"test": ds}, state_dir=state,
-                         best_path=best, fingerprint={"lr": 0.01}, callbacks=[counter], verbose=0, log=None)
-    saved = json.loads((state / "state.json").read_text())
-    assert saved["epoch"] == 2 and best.is_file()
-    loaded = keras.models.load_model(best, compile=False)
-    assert loaded.count_params() == model.count_params()
-    assert getattr(loaded, "optimizer", None) is None  # inference checkpoint: no Adam state
-    weights_at_stop = [w.copy() for w in model.get_weights()]
+        model.fit(ds, epochs=5, validation_data=ds, callbacks=[*callbacks, _Count(stop_after=2)], verbose=0)
+    saved = json.loads((backup / "run_state.json").read_text())
+    assert len(saved["history"]["loss"]) == 2 and "test_accuracy" in saved["history"] and best.is_file()
 
     fresh = _toy_model()  # a new process would build a new model
-    counter2 = _Count()
-    logs = []
-    result = ct.fit_resumable(fresh, ds, 5, validation_data=ds, extra_eval={"test": ds}, state_dir=state,
-                              best_path=best,
-                              fingerprint={"lr": 0.01}, callbacks=[counter2], verbose=0, log=logs.append)
-    assert counter2.epochs == [2, 3, 4]       # only the remaining epochs ran
-    assert result.resumed_from == 2
-    assert len(result.history["loss"]) == 5   # the first two epochs' history came back from the state
-    assert result.best_epoch is not None and 1 <= result.best_epoch <= 5
-    assert any("resuming" in m for m in logs)
-    assert not state.exists()                 # removed once all epochs are done
-    assert not all(np.array_equal(a, b) for a, b in zip(weights_at_stop, fresh.get_weights()))
+    logs, counter = [], _Count()
+    callbacks, state = ct.resumable(backup, 5, fingerprint={"lr": 0.01}, best_path=best, extra_eval={"test": ds},
+                                    log=logs.append)
+    checkpoint = next(c for c in callbacks if isinstance(c, keras.callbacks.ModelCheckpoint))
+    assert checkpoint.best == max(saved["history"]["val_accuracy"])  # the earlier epochs' best is the threshold
+    fresh.fit(ds, epochs=5, validation_data=ds, callbacks=[*callbacks, counter], verbose=0)
+    assert counter.epochs == [2, 3, 4]        # only the remaining epochs ran
+    assert len(state.history["loss"]) == 5 and state.history["loss"][:2] == saved["history"]["loss"]
+    assert any("resuming" in m and "2 of 5" in m for m in logs)
+    assert not backup.exists()                # Keras removes the backup once all epochs are done
+    assert int(fresh.optimizer.iterations.numpy()) == 5 * 4  # the optimizer state came back too
+    epoch, value = state.best("val_accuracy")
+    assert value == max(state.history["val_accuracy"]) and state.history["val_accuracy"][epoch - 1] == value
 
 
-def test_resume_state_restores_weights_and_optimizer(tmp_path):
-    x, y = _toy_data()
-    model = _toy_model()
-    model.fit(x, y, epochs=2, verbose=0)
-    rs = ct.ResumeState(tmp_path / "s")
-    rs.save(model, 2, {"loss": [1.0, 0.5]}, fingerprint={"a": 1})
-    other = _toy_model()
-    state = rs.restore(other)
-    assert state["epoch"] == 2 and state["history"]["loss"] == [1.0, 0.5]
-    for a, b in zip(model.get_weights(), other.get_weights()):
-        np.testing.assert_array_equal(a, b)
-    assert int(other.optimizer.iterations.numpy()) == int(model.optimizer.iterations.numpy()) > 0
-
-
-def test_fit_resumable_discards_state_with_other_settings(tmp_path):
+def test_resumable_discards_a_backup_with_other_settings(tmp_path):
     import tensorflow as tf
 
     x, y = _toy_data()
     data = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+    callbacks, _ = ct.resumable(tmp_path / "s", 3, fingerprint={"lr": 1}, log=None)
     with pytest.raises(KeyboardInterrupt):
-        ct.fit_resumable(_toy_model(), data, 3, state_dir=tmp_path / "s", fingerprint={"lr": 1}, monitor="loss",
-                         mode="min", callbacks=[_Count(stop_after=1)], verbose=0, log=None)
-    assert (tmp_path / "s" / "state.json").is_file()
+        _toy_model().fit(data, epochs=3, callbacks=[*callbacks, _Count(stop_after=1)], verbose=0)
+    assert (tmp_path / "s" / "run_state.json").is_file()
     logs, counter = [], _Count()
-    result = ct.fit_resumable(_toy_model(), data, 3, state_dir=tmp_path / "s", fingerprint={"lr": 2},
-                              monitor="loss", mode="min", callbacks=[counter], verbose=0, log=logs.append)
-    assert counter.epochs == [0, 1, 2] and result.resumed_from == 0
+    callbacks, state = ct.resumable(tmp_path / "s", 3, fingerprint={"lr": 2}, log=logs.append)
+    _toy_model().fit(data, epochs=3, callbacks=[*callbacks, counter], verbose=0)
+    assert counter.epochs == [0, 1, 2] and len(state.history["loss"]) == 3
     assert any("other settings" in m for m in logs)
 
 
@@ -173,16 +156,16 @@ def test_runs_append_sgd_momentum_and_checkpoint_kept(tiny, tmp_path):
 def test_train_resumes_after_interruption(tiny, tmp_path, monkeypatch):
     cfg = TrainConfig(dataset="fakes_dataset", data_root=str(tiny), image_size=64, epochs=3, batch_size=8,
                       out_dir=str(tmp_path / "out"), checkpoint_dir=str(tmp_path / "ck"), verbose=0)
-    original = ct._EpochTracker.on_epoch_end
+    original = keras.callbacks.BackupAndRestore.on_epoch_end
     calls = {"n": 0}
 
-    def interrupt_after_first(self, epoch, logs=None):
+    def interrupt_after_first(self, epoch, logs=None):  # Ctrl-C once epoch 1 is backed up
         original(self, epoch, logs)
         calls["n"] += 1
         if calls["n"] == 1:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(ct._EpochTracker, "on_epoch_end", interrupt_after_first)
+    monkeypatch.setattr(keras.callbacks.BackupAndRestore, "on_epoch_end", interrupt_after_first)
     with pytest.raises(KeyboardInterrupt):
         train(cfg, log=lambda s: None)
     partial = read_runs(tmp_path / "out" / "fakes_dataset_SimpleNet_Adam.json")
@@ -190,11 +173,20 @@ def test_train_resumes_after_interruption(tiny, tmp_path, monkeypatch):
     logs = []
     out = train(cfg, log=logs.append)
     assert any("resuming" in m and "1 of 3" in m for m in logs)
-    assert out.result.resumed_from == 1 and calls["n"] == 3
+    assert calls["n"] == 3
     runs = read_runs(out.json_path)
     assert len(runs) == 1 and runs[0]["run_id"] == partial[0]["run_id"]  # same run, completed
     assert runs[0]["status"] == "complete" and len(runs[0]["val_acc"]) == 3
     assert runs[0]["val_acc"][0] == partial[0]["val_acc"][0]
+
+
+def test_pipelines_keep_their_length_for_the_progress_bar(tiny):
+    """Keras shows each epoch's steps and ETA only when the dataset's cardinality is known."""
+    from deepfake_xai import data as ddata
+
+    for split, training in (("train", True), ("val", False)):
+        ds, files = ddata.load_split(tiny / "fakes_dataset", split, 64, 5, training=training, quiet=True)
+        assert int(ds.cardinality()) == -(-len(files.paths) // 5) > 0
 
 
 def test_train_mixed_precision_runs(tiny, tmp_path):

@@ -1,0 +1,251 @@
+"""L-CAM training speed and memory, ratios measured in one run.
+
+    python scripts/bench_lcam_train.py                  # speed: small CNN and ResNet50, both modes
+    python scripts/bench_lcam_train.py --old /tmp/old_lcam.py   # + the hand-written loop it replaced
+    python scripts/bench_lcam_train.py --memory 2000,20000      # peak RSS of `cams lcam-train` on JPEG folders
+
+Speed: images/s of `cams.LCAM.train` (Keras fit) in steady state, against its floor: the passes one
+training step needs, compiled in one tf.function on the same model and batch:
+    L-CAM-Img: 2 forward passes + the backward pass through the second one (input-side gradient);
+    L-CAM-Fm:  1 forward pass + the backward pass through the head (labels from the data set).
+ratio = floor images/s / L-CAM images/s (1.0 = no overhead beyond the passes). Steady state: the
+median time between consecutive training steps of the second epoch (tracing and warm-up excluded);
+the old hand-written loop (`git show 2346014:cams/methods/lcam/__init__.py > /tmp/old_lcam.py`) is
+timed the same way (its progress bar is replaced by a timer), the floor by the median of its calls.
+
+Memory: generates N small JPEGs in ImageNet's layout in a temporary folder (outside the repo), runs
+`cams lcam-train --images DIR --max-images n` for each n in a child process and reports its peak RSS.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def small_cnn(size=224, classes=1000):
+    import keras
+
+    inp = keras.Input((size, size, 3))
+    x = inp
+    for filters in (16, 32, 64, 128):
+        x = keras.layers.Conv2D(filters, 3, strides=2, padding="same", activation="relu")(x)
+    x = keras.layers.Conv2D(128, 3, padding="same", activation="relu", name="feat")(x)
+    out = keras.layers.Dense(classes)(keras.layers.GlobalAveragePooling2D()(x))
+    return keras.Model(inp, out, name="small_cnn")
+
+
+def resnet50(size=224):
+    import keras
+
+    return keras.applications.ResNet50(weights=None, input_shape=(size, size, 3))
+
+
+def floor_step(model, layer, mode):
+    """The passes one step needs, with gradients to a stand-in for the attention mask."""
+    import tensorflow as tf
+
+    from cams.core.model_graph import forward
+
+    @tf.function
+    def img(x):
+        A, _ = forward(model, x, layer)
+        u = tf.ones_like(x) + 0.0 * tf.reduce_mean(tf.cast(A, tf.float32))
+        with tf.GradientTape() as tape:
+            tape.watch(u)
+            _, logits = forward(model, x * u)
+            s = tf.reduce_sum(tf.cast(logits, tf.float32))
+        return tape.gradient(s, u)
+
+    @tf.function
+    def fm(x):
+        with tf.GradientTape() as tape:
+            masks = []
+
+            def replace(A):
+                m = tf.ones_like(A[..., :1], tf.float32)
+                tape.watch(m)
+                masks.append(m)
+                return tf.cast(A, tf.float32) * m
+
+            _, logits = forward(model, x, layer, replace=replace)
+            s = tf.reduce_sum(tf.cast(logits, tf.float32))
+        return tape.gradient(s, masks[0])
+
+    return img if mode == "img" else fm
+
+
+def time_floor(model, layer, mode, x, reps):
+    """Median seconds of one compiled floor step on the batch x."""
+    import tensorflow as tf
+
+    step = floor_step(model, layer, mode)
+    xt = tf.constant(x)
+    step(xt).numpy()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        step(xt).numpy()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+class StepTimes:
+    """Times between consecutive steps after the first epoch (median = steady-state step time)."""
+
+    def __init__(self):
+        self.stamps = {}
+
+    def mark(self, epoch):
+        self.stamps.setdefault(epoch, []).append(time.perf_counter())
+
+    def median(self):
+        diffs = [d for e, ts in self.stamps.items() if e > 0 for d in np.diff(ts)]
+        return float(np.median(diffs))
+
+
+def new_step_time(model, data, mode, labels, batch, epochs=2):
+    import keras
+
+    import cams
+
+    timer = StepTimes()
+
+    class Mark(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_end(self, batch, logs=None):
+            timer.mark(self.epoch)
+
+    cams.LCAM.train(model, data, mode=mode, labels=labels, epochs=epochs, batch_size=batch, verbose=0,
+                    callbacks=[Mark()])
+    return timer.median()
+
+
+def old_step_time(old, model, data, mode, labels, batch, epochs=2):
+    """The old loop asks its progress bar for the next batch right after each step: time those asks."""
+    timer = StepTimes()
+    epoch = [-1]
+
+    def progress(iterable, total, desc, enabled):
+        epoch[0] += 1
+        for item in iterable:
+            timer.mark(epoch[0])
+            yield item
+        timer.mark(epoch[0])
+
+    old._progress = progress
+    old.LCAM.train(model, data, mode=mode, labels=labels, epochs=epochs, batch_size=batch, verbose=False)
+    return timer.median()
+
+
+def bench_model(name, model, args, old):
+    import cams
+
+    layer = cams.core.model_graph.resolve_layer(model, None)
+    rng = np.random.default_rng(0)
+    n = args.batch * args.steps
+    x = rng.random((n, 224, 224, 3), dtype=np.float32)
+    y = rng.integers(0, 1000, n)
+    rows = []
+    for mode in ("img", "fm"):
+        labels = "model" if mode == "img" else "dataset"
+        data = x if labels == "model" else (x, y)
+        b = args.batch
+        row = {"model": name, "mode": mode, "floor": b / time_floor(model, layer, mode, x[:b], args.reps),
+               "new": b / new_step_time(model, data, mode, labels, b)}
+        if old is not None:
+            row["old"] = b / old_step_time(old, model, data, mode, labels, b)
+        rows.append(row)
+        print(_row(row), flush=True)
+    return rows
+
+
+def _row(r):
+    s = (f"| {r['model']} | L-CAM-{'Img' if r['mode'] == 'img' else 'Fm'} | {r['floor']:.1f} | {r['new']:.1f} | "
+         f"{r['floor'] / r['new']:.2f}x |")
+    if "old" in r:
+        s += f" {r['old']:.1f} | {r['floor'] / r['old']:.2f}x | {r['new'] / r['old']:.2f}x |"
+    return s
+
+
+def load_old(path):
+    spec = importlib.util.spec_from_file_location("old_lcam", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def speed(args):
+    old = load_old(args.old) if args.old else None
+    print(f"batch {args.batch}, {args.steps} steps per epoch, 224x224, random weights; images/s")
+    head = "| model | method | floor | Keras fit | fit / floor |"
+    print(head + (" old loop | old / floor | new vs old speed |" if old else ""))
+    print("|---" * (5 + (3 if old else 0)) + "|")
+    for name in args.models.split(","):
+        bench_model(name, small_cnn() if name == "small_cnn" else resnet50(), args, old)
+
+
+def make_jpegs(root: Path, n: int, classes: int = 100, size: int = 48):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        folder = root / f"n{i % classes:08d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(folder / f"{i}.JPEG", quality=80)
+
+
+def memory(args):
+    import keras
+
+    counts = [int(c) for c in args.memory.split(",")]
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        t0 = time.perf_counter()
+        make_jpegs(tmp / "train", max(counts))
+        print(f"generated {max(counts)} JPEGs (48x48, 100 class folders) in {time.perf_counter() - t0:.0f} s")
+        keras.utils.set_random_seed(0)
+        small_cnn(size=64, classes=100).save(tmp / "m.keras")
+        print("| images | steps | peak RSS (MiB) | wall s |\n|---|---|---|---|")
+        for n in counts:
+            code = ("import resource, sys; from cams.cli import main; rc = main(sys.argv[1:]); "
+                    "print('RSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(rc)")
+            cmd = [sys.executable, "-c", code, "lcam-train", "--model", str(tmp / "m.keras"), "--images",
+                   str(tmp / "train"), "--max-images", str(n), "--epochs", "1", "--batch-size", "32",
+                   "--labels", "dataset", "--mode", "fm", "--out", str(tmp / f"l{n}.npz"), "-q"]
+            t0 = time.perf_counter()
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise SystemExit(proc.stderr[-2000:])
+            rss = int([ln for ln in proc.stdout.splitlines() if ln.startswith("RSS ")][-1].split()[1]) / 1024
+            print(f"| {n} | {-(-n // 32)} | {rss:.0f} | {time.perf_counter() - t0:.0f} |", flush=True)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", default="small_cnn,resnet50", help="comma list of small_cnn, resnet50")
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--steps", type=int, default=6, help="steps per epoch")
+    p.add_argument("--reps", type=int, default=8, help="timed calls of the floor step")
+    p.add_argument("--old", default=None, help="the old cams/methods/lcam/__init__.py (from git history)")
+    p.add_argument("--memory", default=None, help="comma list of image counts: measure peak RSS instead of speed")
+    args = p.parse_args()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if args.memory:
+        memory(args)
+    else:
+        speed(args)
+
+
+if __name__ == "__main__":
+    main()
