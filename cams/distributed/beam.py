@@ -4,7 +4,7 @@ The pipeline (needs the `beam` extra: pip install "keras-cams[beam]"):
 
     patterns --MatchAll--> files --Reshuffle--DecodeImages--> (name, image) --BatchElements--> batches
         --RunInference(ExplainersHandler)--> (name, image, probabilities, maps) --WriteOutputs--> files
-                      \\--unreadable--> <out>/unreadable.txt
+                      \\--unreadable--> ToList --> <out>/unreadable.txt
 
 Files are matched with Beam's FileSystems (local paths; gs://, s3://, ... where the installed Beam
 has those file systems) and decoded in the workers with `cams.core.images.decode_image`, the decoder
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Dict, Iterable, Optional, Sequence, Tuple
@@ -141,8 +141,6 @@ class DecodeImages(beam.DoFn):
         except (ValueError, OSError) as err:
             self.unreadable.inc()
             return beam.pvalue.TaggedOutput(self.UNREADABLE, f"{path}\t{str(err).removeprefix(path + ': ')}")
-
-
 
 
 class ExplainersHandler(ModelHandler):
@@ -285,7 +283,7 @@ def explain_folder_beam(model: str, inputs: Sequence[str], out: str, methods: st
     job = FolderJob(model=str(model), out=out, methods=methods, layer=layer, lcam=lcam, scale=scale, offset=offset,
                     batch_size=batch_size, overlays=overlays)
     keras_model, _ = build_explainers(job)  # fails early, with one line, on a bad model, method, layer or L-CAM file
-    job = FolderJob(**{**job.__dict__, "shape": image_size(keras_model, size)})
+    job = replace(job, shape=image_size(keras_model, size))
     p = beam.Pipeline(options=options)
     build_pipeline(p, job, inputs)
     result = p.run()
