@@ -131,7 +131,8 @@ def main() -> None:
 
     side = args.source_size or args.size + 16
     print(f"{n} {args.format.upper()} images {side}x{side} -> model input {args.size}x{args.size}, methods {args.methods}, "
-          f"batch {args.batch_size}, overlays {'on' if args.overlays else 'off'}, {os.cpu_count()} CPUs")
+          f"batch {args.batch_size}, overlays {'on' if args.overlays else 'off'}, {os.cpu_count()} CPUs "
+          f"(load average {os.getloadavg()[0]:.1f}: other processes share them)")
     for name, secs in (("model.predict, images in memory", t_mem), ("predict: decode + model.predict", t_pred),
                        ("single process (explain_folder)", t_local), (f"Beam DirectRunner, {args.workers} workers", t_beam)):
         print(f"  {name:38s} {n / secs:8.1f} images/s  ({secs:6.2f} s)")
