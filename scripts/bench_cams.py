@@ -1,10 +1,14 @@
 #!/usr/bin/env python
-"""Benchmark cams against tf-keras-vis and xplique on the same models and inputs, in one run.
+"""Benchmark every registered cams method, and tf-keras-vis / xplique where they have the method,
+on the same models and inputs, in one run.
 
-For each model and method it prints ms per image, the ratio to one compiled forward pass of the
-same batch (for Score-CAM and RISE: to the forward passes the method needs), and the speed-up over
-tf-keras-vis and xplique (their time / ours; > 1 means we are faster). Times are medians of
---reps runs after one warm-up run (which includes tracing/compilation for every library).
+The method list is the registry (`cams.methods.registry.methods()`); methods that need training
+(family "learned") or a second network (Feature CAM's HED edges) are listed as skipped with the
+reason. For each method it prints ms per image, its cost floor from `explainer.forward_passes()`
+(in compiled forward passes of the same batch; for Ablation-CAM one forward plus K passes through
+the head only, timed separately), our time / that floor, and the speed-up over tf-keras-vis and
+xplique (their time / ours; > 1 means we are faster). Times are medians of --reps runs after one
+warm-up run (which includes tracing/compilation for every library).
 
     python scripts/bench_cams.py                  # small CNN + Xception 299x299 batch 8
     python scripts/bench_cams.py --models cnn     # quick
@@ -23,7 +27,13 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-import cams  # noqa: E402
+from cams.core import model_graph  # noqa: E402
+from cams.methods import registry  # noqa: E402
+
+SKIPPED = {
+    "learned": "needs training first; its inference is one forward pass (see the L-CAM Table 1 study)",
+    "edge": "base CAM + an HED network pass: not a cost of the classifier",
+}
 
 
 def small_cnn() -> keras.Model:
@@ -49,6 +59,20 @@ def xception_transfer(size: int = 299) -> keras.Model:
     return keras.Model(inp, keras.layers.Dense(2, name="logits")(x), name="xception_transfer")
 
 
+def small_cnn_gap() -> keras.Model:
+    """The small CNN with a GlobalAveragePooling2D -> Dense head (for CAM, which needs one)."""
+    inp = keras.Input((28, 28, 1))
+    x = keras.layers.Conv2D(32, 3, activation="relu", name="conv1")(inp)
+    x = keras.layers.Conv2D(64, 3, activation="relu", name="conv2")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inp, keras.layers.Dense(10, name="logits")(x), name="small_cnn_gap")
+
+
+def xception_classifier(size: int = 299) -> keras.Model:
+    """Keras' Xception classifier (GAP -> Dense softmax head, random weights, 2 classes), for CAM."""
+    return keras.applications.Xception(include_top=True, weights=None, input_shape=(size, size, 3), classes=2)
+
+
 def timed(fn, reps: int) -> float:
     """Median seconds of `reps` calls after one warm-up call."""
     fn()
@@ -62,9 +86,11 @@ def timed(fn, reps: int) -> float:
     return statistics.median(times)
 
 
-def bench_model(model, layer, x, targets, reps, score_channels, rise_masks, title, score_images=None):
+def references(model, layer, x, targets):
+    """{method name: (tf-keras-vis call or None, xplique call or None)} for the methods they have."""
     from tf_keras_vis.gradcam import Gradcam
     from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus
+    from tf_keras_vis.layercam import Layercam
     from tf_keras_vis.saliency import Saliency as TkvSaliency
     from tf_keras_vis.scorecam import Scorecam
     from tf_keras_vis.utils.scores import CategoricalScore
@@ -74,55 +100,116 @@ def bench_model(model, layer, x, targets, reps, score_channels, rise_masks, titl
     from xplique.attributions import Saliency as XSaliency
 
     n = len(x)
-    xt = tf.constant(x)
     onehot = tf.one_hot(targets, model.output_shape[-1])
     score = CategoricalScore(list(targets))
+    return {
+        "gradcam": (lambda: Gradcam(model, clone=False)(score, x, penultimate_layer=layer),
+                    lambda: XGradCAM(model, conv_layer=layer, batch_size=n).explain(x, onehot)),
+        "gradcam++": (lambda: GradcamPlusPlus(model, clone=False)(score, x, penultimate_layer=layer),
+                      lambda: XGradCAMPP(model, conv_layer=layer, batch_size=n).explain(x, onehot)),
+        "layercam": (lambda: Layercam(model, clone=False)(score, x, penultimate_layer=layer), None),
+        "saliency": (lambda: TkvSaliency(model, clone=False)(score, x),
+                     lambda: XSaliency(model, batch_size=n).explain(x, onehot)),
+        "scorecam": (lambda xs, ts, k: Scorecam(model, clone=False)(CategoricalScore(list(ts)), xs, penultimate_layer=layer,
+                                                                    max_N=k, batch_size=64), None),
+        "rise": (None, lambda xs, ts, m: XRise(model, nb_samples=m, batch_size=64).explain(xs, tf.one_hot(ts, model.output_shape[-1]))),
+    }
+
+
+def head_pass_seconds(model, layer, x, reps, copies=64) -> float:
+    """Seconds of one pass of one feature map through the head (the layers after `layer`)."""
+    head = model_graph.head_model(model, model_graph.resolve_layer(model, layer))
+    if head is None:
+        return float("nan")
+    A, _ = model_graph.forward(model, tf.constant(x[:1]), model_graph.resolve_layer(model, layer))
+    batch = tf.repeat(A, copies, axis=0)
+    fn = tf.function(lambda a: model_graph.forward(head, a)[1])
+    return timed(lambda: fn(batch), reps) / copies
+
+
+def gap_head_row(name, method, gap_model, layer, x, targets, reps):
+    """A method that needs a GAP -> Dense head (CAM), timed on `gap_model` against its own forward pass."""
+    forward = tf.function(lambda v: gap_model(v, training=False))
+    t_fwd = timed(lambda: forward(tf.constant(x)), reps) / len(x)
+    ex = method.make(gap_model, layer=layer)
+    t_ours = timed(lambda: ex(x, targets), reps) / len(x)
+    print_row(f"{method.title} (on {gap_model.name}: forward {1000 * t_fwd:.1f} ms / image, {len(x)} images)",
+              1000 * t_ours, f"{ex.forward_passes():g}", t_ours / (ex.forward_passes() * t_fwd), None, None)
+
+
+def bench_model(model, layer, x, targets, reps, title, plan, gap_model=None):
+    """Time every registered method on (x, targets); `plan` gives per-method options and image counts;
+    a method that refuses the model's head (CAM) runs on `gap_model`, the same trunk with a GAP head."""
+    n = len(x)
     forward = tf.function(lambda v: model(v, training=False))
-    t_fwd = timed(lambda: forward(xt), reps)
+    t_fwd = timed(lambda: forward(tf.constant(x)), reps) / n  # seconds per image
+    refs = references(model, layer, x, targets)
     print_header(title)
-    print_row("forward pass (compiled)", 1000 * t_fwd / n, 1.0, None, None)
+    print_row("forward pass (compiled)", 1000 * t_fwd, "1", 1.0, None, None)
+    for name, method in registry.methods().items():
+        if method.family in SKIPPED:
+            print(f"| {method.title} | skipped: {SKIPPED[method.family]} | | | | |", flush=True)
+            continue
+        options, m = plan(name, method)
+        xs, ts = x[:m], targets[:m]
+        try:
+            ex = method.make(model, layer=layer, seed=0, **options)
+        except ValueError as err:
+            if gap_model is None:
+                raise
+            print(f"<!-- {method.title} on {model.name}: {err} -->", flush=True)
+            gap_head_row(name, method, gap_model, None, x, targets, reps)
+            continue
+        passes = ex.forward_passes()
+        floor, floor_text = passes * t_fwd, f"{passes:g}"
+        if name == "ablationcam":
+            t_head = head_pass_seconds(model, layer, x, reps)
+            floor, floor_text = t_fwd + (passes - 1) * t_head, f"1 + {passes - 1:g} head"
+        t_ours = timed(lambda: ex(xs, ts), reps) / m
+        tkv, xpl = refs.get(name, (None, None))
+        extra = {"scorecam": options.get("max_channels"), "rise": options.get("n_masks")}.get(name)
+        if extra is not None:  # the references take the same channel / mask count and image subset
+            tkv = tkv and (lambda f=tkv: f(xs, ts, extra))
+            xpl = xpl and (lambda f=xpl: f(xs, ts, extra))
+        t_tkv = tkv and timed(tkv, reps) / m
+        t_xpl = xpl and timed(xpl, reps) / m
+        label = f"{method.title} ({describe(options)}{', ' if options else ''}{m} images)"
+        print_row(label, 1000 * t_ours, floor_text, t_ours / floor, t_tkv and t_tkv / t_ours, t_xpl and t_xpl / t_ours)
+    return t_fwd
 
-    def row(name, ours, base_cost, tkv=None, xpl=None, images=n):
-        """Time ours and the references; base_cost is the forward-pass floor for `images` images."""
-        t_ours = timed(ours, reps)
-        t_tkv = timed(tkv, reps) if tkv else None
-        t_xpl = timed(xpl, reps) if xpl else None
-        print_row(name, 1000 * t_ours / images, t_ours / base_cost, t_tkv and t_tkv / t_ours, t_xpl and t_xpl / t_ours)
 
-    gc, gcpp = cams.GradCAM(model, layer), cams.GradCAMPlusPlus(model, layer)
-    row("Grad-CAM", lambda: gc(x, targets), t_fwd,
-        lambda: Gradcam(model, clone=False)(score, x, penultimate_layer=layer),
-        lambda: XGradCAM(model, conv_layer=layer, batch_size=n).explain(x, onehot))
-    row("Grad-CAM++", lambda: gcpp(x, targets), t_fwd,
-        lambda: GradcamPlusPlus(model, clone=False)(score, x, penultimate_layer=layer),
-        lambda: XGradCAMPP(model, conv_layer=layer, batch_size=n).explain(x, onehot))
-    sg = cams.SmoothGradCAMPlusPlus(model, layer, n_samples=8, seed=0)
-    row("Smooth Grad-CAM++ (8 samples)", lambda: sg(x, targets), 9 * t_fwd)
-    sal = cams.Saliency(model)
-    row("Saliency", lambda: sal(x, targets), t_fwd,
-        lambda: TkvSaliency(model, clone=False)(score, x),
-        lambda: XSaliency(model, batch_size=n).explain(x, onehot))
-    k, m = score_channels, score_images or n
-    sc = cams.ScoreCAM(model, layer, batch_size=64, max_channels=k)
-    xs, ts = x[:m], targets[:m]
-    row(f"Score-CAM ({k} channels, {m} images)", lambda: sc(xs, ts), (k + 1) * t_fwd * m / n,
-        lambda: Scorecam(model, clone=False)(CategoricalScore(list(ts)), xs, penultimate_layer=layer, max_N=k, batch_size=64),
-        images=m)
-    if rise_masks:
-        rise = cams.RISE(model, n_masks=rise_masks, batch_size=64, seed=0)
-        row(f"RISE ({rise_masks} masks)", lambda: rise(x, targets), rise_masks * t_fwd,
-            xpl=lambda: XRise(model, nb_samples=rise_masks, batch_size=64).explain(x, onehot))
+def describe(options) -> str:
+    return ", ".join(f"{k}={v}" for k, v in options.items() if k != "seed")
 
 
 def print_header(title):
     print(f"\n### {title}\n")
-    print("| method | ms / image | x cost floor | speed-up vs tf-keras-vis | speed-up vs xplique |")
-    print("|---|---:|---:|---:|---:|", flush=True)
+    print("| method | ms / image | cost floor (forward passes) | x cost floor | speed-up vs tf-keras-vis | speed-up vs xplique |")
+    print("|---|---:|---:|---:|---:|---:|", flush=True)
 
 
-def print_row(name, ms, ratio, tkv, xpl):
+def print_row(name, ms, floor_text, ratio, tkv, xpl):
     fmt = lambda v: "-" if v is None else f"{v:.2f}x"  # noqa: E731
-    print(f"| {name} | {ms:.1f} | {ratio:.2f} | {fmt(tkv)} | {fmt(xpl)} |", flush=True)
+    print(f"| {name} | {ms:.1f} | {floor_text} | {ratio:.2f} | {fmt(tkv)} | {fmt(xpl)} |", flush=True)
+
+
+def cnn_plan(name, method):
+    """Options and image count per method for the small CNN (64 feature channels, batch 32)."""
+    table = {"smoothgradcam++": ({"n_samples": 8}, 32), "scorecam": ({"max_channels": 64}, 32),
+             "rise": ({"n_masks": 500}, 32), "sscam": ({"max_channels": 16, "n_samples": 4}, 8),
+             "iscam": ({"max_channels": 16, "n_steps": 4}, 8), "ablationcam": ({}, 32)}
+    return table.get(name, ({}, 32))
+
+
+def xception_plan(batch):
+    def plan(name, method):
+        """Xception (2048 channels): perturbation methods on 2 images with few channels or masks."""
+        table = {"smoothgradcam++": ({"n_samples": 8}, batch), "scorecam": ({"max_channels": 8}, 2),
+                 "rise": ({"n_masks": 16}, 2), "sscam": ({"max_channels": 8, "n_samples": 2}, 2),
+                 "iscam": ({"max_channels": 8, "n_steps": 2}, 2), "ablationcam": ({"batch_size": 256}, 2)}
+        return table.get(name, ({}, batch))
+
+    return plan
 
 
 def main(argv=None) -> int:
@@ -132,25 +219,24 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=8, help="images per batch for Xception (default 8)")
     args = ap.parse_args(argv)
     rng = np.random.default_rng(0)
-    print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, devices: "
+    print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPUs, devices: "
           f"{[d.device_type for d in tf.config.list_physical_devices()]}")
     for name in args.models.split(","):
         if name == "cnn":
-            model, layer, n = small_cnn(), "conv2", 32
-            x = rng.random((n, 28, 28, 1), dtype=np.float32)
-            bench_model(model, layer, x, rng.integers(0, 10, n), args.reps, score_channels=64, rise_masks=500,
-                        title=f"Small CNN (Bengali study), 28x28x1, batch {n}")
+            x = rng.random((32, 28, 28, 1), dtype=np.float32)
+            bench_model(small_cnn(), "conv2", x, rng.integers(0, 10, 32), args.reps,
+                        "Small CNN (Bengali study), 28x28x1, batch 32", cnn_plan, gap_model=small_cnn_gap())
         elif name == "xception":
-            model, layer, n = xception_transfer(), "block14_sepconv2_act", args.batch
-            x = rng.random((n, 299, 299, 3), dtype=np.float32)
-            bench_model(model, layer, x, rng.integers(0, 2, n), args.reps, score_channels=8, rise_masks=0,
-                        title=f"Xception transfer model (random weights), 299x299, batch {n}", score_images=2)
+            x = rng.random((args.batch, 299, 299, 3), dtype=np.float32)
+            bench_model(xception_transfer(), "block14_sepconv2_act", x, rng.integers(0, 2, args.batch), args.reps,
+                        f"Xception transfer model (random weights), 299x299, batch {args.batch}", xception_plan(args.batch),
+                        gap_model=xception_classifier())
         else:
             print(f"error: unknown model {name!r}; choose from cnn, xception", file=sys.stderr)
             return 2
-    print("\n'x cost floor' = our time / the forward passes the method needs (1 pass for gradient methods, "
-          "9 for Smooth Grad-CAM++ with 8 samples, K+1 for Score-CAM, n_masks for RISE); "
-          "speed-up = their time / ours.")
+    print("\n'cost floor' = explainer.forward_passes() (1 for one-pass methods, n_samples + 1 for Smooth Grad-CAM++, "
+          "K + 1 for Score-CAM, 1 + K n for SS-CAM / IS-CAM, n_masks + 1 for RISE; Ablation-CAM: 1 forward + K head passes, "
+          "the head pass timed on its own); 'x cost floor' = our time / the floor's time; speed-up = their time / ours.")
     return 0
 
 

@@ -163,6 +163,15 @@ class _Tap:
     on_feature: Optional[Callable]
     replace: Optional[Callable] = None
     value: Optional[tf.Tensor] = None
+    #: further layers whose outputs are recorded (by id) without being replaced
+    extra: tuple = ()
+    values: Optional[dict] = None
+
+    def wants(self, op) -> bool:
+        return (self.layer is not None and op is self.layer) or any(op is lyr for lyr in self.extra)
+
+    def inside(self, container) -> bool:
+        return any(lyr is not None and _contains(container, lyr) for lyr in (self.layer, *self.extra))
 
 
 def _inject_training(op):
@@ -211,15 +220,18 @@ def _replay(model, inputs, tap: _Tap, strip_softmax: bool):
 
 
 def _wrap(op, tap: _Tap, strip_softmax: bool, parent):
-    if _is_container(op) and (strip_softmax or (tap.layer is not None and _contains(op, tap.layer))):
+    if _is_container(op) and (strip_softmax or tap.inside(op)):
         return lambda x, *a, **k: _replay(op, x, tap, strip_softmax)
     stripped = _without_softmax(op) if strip_softmax else None
     fn = stripped if stripped is not None else _inject_training(op)
-    if tap.layer is not None and op is tap.layer:
+    if tap.wants(op):
         def record(*args, **kwargs):
             out = fn(*args, **kwargs)
             if tap.on_feature is not None:
                 tap.on_feature(out)
+            if op is not tap.layer:
+                tap.values[id(op)] = out
+                return out
             tap.value = out
             if tap.replace is not None:  # the layers after `layer` see replace(A)
                 return tf.cast(tap.replace(out), out.dtype)
@@ -237,6 +249,8 @@ def forward(model, x, layer=None, on_feature: Optional[Callable] = None, replace
     `replace`, the layers after `layer` receive `replace(A)` (cast to A's dtype) instead of A,
     e.g. L-CAM-Fm's `a_c * A`; the returned A is still the original activation.
     """
+    if isinstance(layer, (list, tuple)):
+        return forward_layers(model, x, layer, on_feature=on_feature)
     if replace is not None and layer is None:
         raise ValueError("replace needs a layer whose output it replaces")
     tap = _Tap(layer=layer, on_feature=on_feature, replace=replace)
@@ -244,6 +258,55 @@ def forward(model, x, layer=None, on_feature: Optional[Callable] = None, replace
     if layer is not None and tap.value is None:
         raise ValueError(f"layer {layer.name!r} was not reached while running model {model.name!r}")
     return tap.value, logits
+
+
+def forward_layers(model, x, layers: Sequence, on_feature: Optional[Callable] = None):
+    """One pass of `model` on `x` recording several layers: ([A_1, ..., A_n], logits).
+
+    `layers` are Layer objects (see `resolve_layer`), in any order; `on_feature` is called on each
+    A_i as it appears (e.g. `tape.watch`). `forward(model, x, [l1, l2])` is the same call.
+    """
+    layers = list(layers)
+    if not layers:
+        raise ValueError("layers is empty; give at least one layer")
+    tap = _Tap(layer=None, on_feature=on_feature, extra=tuple(layers), values={})
+    logits = _replay(model, x, tap, strip_softmax=True)
+    missing = [lyr.name for lyr in layers if id(lyr) not in tap.values]
+    if missing:
+        raise ValueError(f"layer {missing[0]!r} was not reached while running model {model.name!r}")
+    return [tap.values[id(lyr)] for lyr in layers], logits
+
+
+_HEADS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def head_model(model, layer) -> Optional[keras.Model]:
+    """The part of `model` after `layer` as a Keras model A -> output, or None where none can be cut.
+
+    Built as `keras.Model(layer.output, model.output)` (Keras' own graph slicing), which works for a
+    layer of the top-level graph of a functional or Sequential model whose output depends on the
+    input only through that layer. For a layer inside a nested model, or a graph with a skip
+    connection around the layer, it returns None (callers then run the whole model with
+    `forward(..., replace=)`). Cached per (model, layer). Run it with `forward(head, A)` to get
+    pre-softmax logits.
+    """
+    cache = _HEADS.setdefault(model, {})
+    if id(layer) in cache:
+        return cache[id(layer)]
+    head = None
+    graph = model._functional if isinstance(model, keras.Sequential) else model
+    top_level = graph is not None and any(lyr is layer for lyr in model.layers)
+    if top_level and hasattr(graph, "_run_through_graph") and len(graph.outputs) == 1:
+        # the layer's node in this graph (a layer reused from a Sequential has one node per graph)
+        outputs = [node.output_tensors for nodes in graph._nodes_by_depth.values() for node in nodes
+                   if node.operation is layer]
+        if len(outputs) == 1 and len(outputs[0]) == 1:
+            try:
+                head = keras.Model(outputs[0][0], graph.outputs[0], name=f"{model.name}_head")
+            except (ValueError, AttributeError, TypeError, KeyError):
+                head = None
+    cache[id(layer)] = head
+    return head
 
 
 def input_shape(model) -> Sequence[Optional[int]]:

@@ -1,4 +1,4 @@
-"""Gradient CAMs: Grad-CAM, Grad-CAM++, Smooth Grad-CAM++, HiResCAM, XGrad-CAM.
+"""Gradient CAMs: Grad-CAM, Grad-CAM++, Smooth Grad-CAM++, HiResCAM, XGrad-CAM, Layer-CAM.
 
 All share one compiled step (`GradientCAM`): a forward pass with the feature layer watched, one
 tape, dS/dA for the target logits S, then the method's own rule, usually channel weights w and
@@ -12,7 +12,8 @@ from typing import NamedTuple, Optional
 import keras
 import tensorflow as tf
 
-from cams.core.base import LayerExplainer, resolve_targets, target_scores
+from cams.core import model_graph
+from cams.core.base import LayerExplainer, normalize_maps, resize_maps, resolve_targets, target_scores
 from cams.methods.registry import register
 
 
@@ -147,7 +148,7 @@ class SmoothGradCAMPlusPlus(GradCAMPlusPlus):
     ):
         if n_samples < 1:
             raise ValueError(f"n_samples must be >= 1, got {n_samples}")
-        if noise < 0:
+        if not noise >= 0:  # NaN too
             raise ValueError(f"noise must be >= 0, got {noise}")
         self.n_samples, self.noise = int(n_samples), float(noise)
         self._rng = (
@@ -211,3 +212,53 @@ class XGradCAM(GradientCAM):
         total = tf.reduce_sum(A, axis=[1, 2], keepdims=True)
         share = tf.math.divide_no_nan(A, total)
         return tf.reduce_sum(share * d.first, axis=[1, 2])
+
+
+@register("layercam", title="Layer-CAM", family="gradient", cost="1 forward + backward to the shallowest layer",
+          paper="Jiang et al., IEEE TIP 2021",
+          formula="L = ReLU(sum_k ReLU(dS/dA^k) * A^k); layers=[...]: max of normalised maps, shallow ones tanh(2M/max M)")
+class LayerCAM(GradientCAM):
+    """Layer-CAM (Jiang, Zhang, Hou, Cheng & Wei, "LayerCAM", IEEE TIP 2021).
+
+    One layer: L = ReLU(sum_k ReLU(dS/dA^k) (.) A^k) (element-wise, positive gradients only).
+    Several layers (`layers=[...]`, given from shallow to deep; one forward pass and one tape
+    record them all): each map L_l is resized to the input size and min-max normalised; every
+    layer but the last (deepest) is scaled as in the paper, L_l <- tanh(2 L_l / max L_l); the
+    maps are fused by the element-wise maximum.
+
+    Args:
+        model, batch_size: as for `GradientCAM`.
+        layer: the feature layer (one-layer Layer-CAM); None for the last 4-D layer.
+        layers: several feature layers (names or Layers, shallow to deep) to fuse; exclusive with `layer`.
+    """
+
+    def __init__(self, model: keras.Model, layer=None, layers=None, batch_size: int = 32):
+        if layers is not None and layer is not None:
+            raise ValueError("give either layer= (one layer) or layers=[...] (fusion), not both")
+        if layers is not None and (isinstance(layers, (str, keras.layers.Layer)) or len(layers) == 0):
+            raise ValueError(f"layers must be a non-empty list of layer names or Layers, got {layers!r}")
+        chosen = [model_graph.resolve_layer(model, lyr) for lyr in layers] if layers is not None else None
+        super().__init__(model, chosen[-1] if chosen else layer, batch_size=batch_size)
+        self.layers = chosen or [self.layer]
+
+    def combine(self, A, d):
+        return tf.nn.relu(tf.reduce_sum(tf.nn.relu(d.first) * A, axis=-1))
+
+    def _explain_batch(self, x: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
+        if len(self.layers) == 1:
+            return super()._explain_batch(x, targets)
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            acts, logits = model_graph.forward_layers(self.model, x, self.layers, on_feature=tape.watch)
+            scores = target_scores(logits, resolve_targets(logits, targets))
+        grads = tape.gradient(scores, acts)
+        fused = None
+        for i, (A, g) in enumerate(zip(acts, grads)):
+            if g is None:
+                raise ValueError(f"the model's output does not depend on layer {self.layers[i].name!r}")
+            m = self.combine(tf.cast(A, tf.float32), Derivatives(tf.cast(g, tf.float32)))
+            m = normalize_maps(resize_maps(m, tf.shape(x)[1:3]))
+            if i < len(self.layers) - 1:  # shallow layer: the paper's tanh scaling
+                top = tf.reduce_max(m, axis=[1, 2], keepdims=True)
+                m = tf.tanh(2.0 * tf.math.divide_no_nan(m, top))
+            fused = m if fused is None else tf.maximum(fused, m)
+        return fused

@@ -44,22 +44,32 @@ class ScoreCAM(LayerExplainer):
         self.batch_size = 1  # one image per compiled call; its masked copies are chunked
 
     exportable = False  # one image per graph call
+
     def forward_passes(self) -> float:
         """1 + K: the clean pass and one per scored channel (all-zero channels, skipped at run
         time, are counted: this is an upper bound)."""
         k = model_graph.feature_channels(self.model, self.layer)
         return 1.0 + (k if self.max_channels is None else min(k, self.max_channels))
 
-    def _chunk_scores(self, image, acts, target):
-        """softmax(f(image * H^k))[target] for the channels in `acts` (h, w, k)."""
+    def channel_masks(self, image: tf.Tensor, acts: tf.Tensor) -> tf.Tensor:
+        """H^k: the channels `acts` (h, w, k) bilinearly upsampled to the image size and min-max
+        normalised to [0, 1] (a constant channel gives a zero mask); returned as (k, H, W)."""
         up = tf.image.resize(acts[None], tf.shape(image)[:2], method="bilinear")[0]  # (H, W, k)
         lo = tf.reduce_min(up, axis=[0, 1], keepdims=True)
         hi = tf.reduce_max(up, axis=[0, 1], keepdims=True)
         span = hi - lo
         masks = tf.where(span > 0, (up - lo) / tf.where(span > 0, span, 1.0), tf.zeros_like(up))
-        masked = image[None] * tf.transpose(masks, [2, 0, 1])[..., None]  # (k, H, W, C)
-        _, logits = model_graph.forward(self.model, masked)
+        return tf.transpose(masks, [2, 0, 1])
+
+    def mask_scores(self, image: tf.Tensor, masks: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+        """softmax(f(image * m))[target] for each mask m of `masks` (n, H, W), in one batch."""
+        _, logits = model_graph.forward(self.model, image[None] * masks[..., None])
         return tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)[:, target]
+
+    def channel_scores(self, image: tf.Tensor, acts: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+        """The weight w_k of each channel of `acts` (h, w, k): softmax(f(image * H^k))[target].
+        SS-CAM and IS-CAM override this (noisy / integrated masks)."""
+        return self.mask_scores(image, self.channel_masks(image, acts), target)
 
     def _explain_batch(self, x, targets):
         A, logits = self.forward(x)
@@ -73,7 +83,7 @@ class ScoreCAM(LayerExplainer):
         cam = tf.zeros(tf.shape(A)[:2], tf.float32)
         for start in tf.range(0, tf.shape(A)[-1], self.chunk_size):
             acts = A[..., start : start + self.chunk_size]
-            cam += tf.einsum("hwk,k->hw", acts, self._chunk_scores(x[0], acts, target))
+            cam += tf.einsum("hwk,k->hw", acts, self.channel_scores(x[0], acts, target))
         return tf.nn.relu(cam)[None]
 
 

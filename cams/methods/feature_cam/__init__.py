@@ -207,6 +207,10 @@ class FeatureCAM:
         self.layer = self.base_explainer.layer
         self.input_shape = self.base_explainer.input_shape
 
+    def forward_passes(self) -> float:
+        """Classifier forward passes per image: the base CAM's (the edge detector is another network)."""
+        return self.base_explainer.forward_passes()
+
     def edge_maps(self, images) -> np.ndarray:
         """Edge maps F (N, H, W) in [0, 1] with this explainer's edge detector."""
         return _edges.edge_maps(images, self.edges_name)
