@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     p.add_argument("-m", "--model", default="SimpleNet", choices=("SimpleNet", "XceptionBased"),
                    help="model (default: SimpleNet)")
-    p.add_argument("-lr", "--lr", type=float, default=1e-3, help="learning rate (default: 0.001)")
+    p.add_argument("-lr", "--lr", type=positive_float, default=1e-3, help="learning rate (default: 0.001)")
     p.add_argument("-b", "--batch-size", type=int, default=32, help="batch size (default: 32)")
     p.add_argument("-e", "--epochs", type=int, default=5, help="number of epochs (default: 5)")
     p.add_argument("-o", "--optimizer", default="Adam", choices=("Adam", "SGD"), help="optimizer (default: Adam)")
@@ -147,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test", type=int, default=200, help="test images (default: 200)")
     p.add_argument("-e", "--epochs", type=int, default=5, help="epochs (default: 5)")
     p.add_argument("-b", "--batch-size", type=int, default=32, help="batch size (default: 32)")
-    p.add_argument("-lr", "--lr", type=float, default=1e-3, help="learning rate (default: 0.001)")
+    p.add_argument("-lr", "--lr", type=positive_float, default=1e-3, help="learning rate (default: 0.001)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     return parser
 

@@ -16,6 +16,7 @@ def add_image_options(p, limit: bool = True) -> None:
                    help="then this is added (default 0; for models that take [-1, 1]: --scale 0.00784313725 --offset -1)")
     p.add_argument("--size", type=positive_int, nargs=2, metavar=("H", "W"), default=None,
                    help="resize images to H W (needed only if the model accepts any size)")
+    add_unsafe_option(p)
     if limit:
         p.add_argument("--limit", type=positive_int, default=None, help="use at most this many images (the first, in sorted order)")
 
@@ -31,11 +32,18 @@ def images_for(model, args):
     return x, kept
 
 
-def load_model(path: str):
-    """The Keras model at `path` (a ValueError naming the file and the fix if it cannot be read)."""
+def add_unsafe_option(p) -> None:
+    """--unsafe: let Keras load Lambda layers (Python code in the model file)."""
+    p.add_argument("--unsafe", action="store_true",
+                   help="load models with Lambda layers (their Python code runs: only for files you trust)")
+
+
+def load_model(path: str, unsafe: bool = False):
+    """The Keras model at `path` (a ValueError naming the file and the fix if it cannot be read);
+    `unsafe` lets Keras deserialise Lambda layers (safe_mode=False)."""
     from cams.core.model_io import load_keras_model
 
-    return load_keras_model(path)
+    return load_keras_model(path, unsafe=unsafe)
 
 
 def add_labels_option(p) -> None:

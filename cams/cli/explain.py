@@ -8,6 +8,7 @@ from pathlib import Path
 from cams.cli.common import (add_image_options, add_labels_option, add_methods_option, class_names, explainers_for,
                               images_for, load_model)
 from cams.cli.errors import positive_int
+from cams.cli.common import add_unsafe_option
 
 
 BEAM_RUNNERS = ("DirectRunner", "DataflowRunner", "FlinkRunner", "SparkRunner")
@@ -30,7 +31,7 @@ EXPLAIN_FOLDER_EXAMPLES = """examples:
 def cmd_layers(args) -> int:
     import cams
 
-    model = load_model(args.model)
+    model = load_model(args.model, unsafe=args.unsafe)
     names = cams.conv_layer_names(model)
     default = cams.resolve_layer(model).name if names else None
     for name in names:
@@ -48,7 +49,7 @@ def cmd_explain(args) -> int:
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
-    model = load_model(args.model)
+    model = load_model(args.model, unsafe=args.unsafe)
     names = class_names(model, args)
     explainers = explainers_for(model, args)
     x, kept = images_for(model, args)
@@ -94,7 +95,7 @@ def cmd_explain_folder(args) -> int:
 def _explain_folder_local(args):
     from cams.distributed.local import explain_folder
 
-    model = load_model(args.model)
+    model = load_model(args.model, unsafe=args.unsafe)
     return explain_folder(
         model, args.images, args.out, explainers_for(model, args),
         size=tuple(args.size) if args.size else None, scale=args.scale, offset=args.offset, batch_size=args.batch_size,
@@ -131,6 +132,7 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_methods)
     p = sub.add_parser("layers", help="list the layers a CAM can use (4-D outputs), nested models included")
     p.add_argument("--model", required=True, help="path to a .keras model")
+    add_unsafe_option(p)
     p.set_defaults(func=cmd_layers)
 
     p = sub.add_parser("explain", help="explain images with one or more methods; writes grid.png, maps.npz and predictions.csv")

@@ -47,7 +47,7 @@ def cmd_feature_cam(args) -> int:
     if args.k < 0:
         raise ValueError(f"--k must be >= 0, got {args.k}")
     combinations = fcm.ALL_COMBINATIONS if args.all_combinations else fcm.TOP_FIVE
-    model = load_model(args.model)
+    model = load_model(args.model, unsafe=args.unsafe)
     x, kept = images_for(model, args)
     if args.layer is not None:
         cams.resolve_layer(model, args.layer)  # a bad name fails here, before the edge detector runs

@@ -79,7 +79,7 @@ def cmd_train(args) -> int:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     strategy = cams.training.make_strategy(args.strategy)
     with strategy.scope():  # a TPU needs the classifier's variables on its devices
-        model = load_model(args.model)
+        model = load_model(args.model, unsafe=args.unsafe)
     stream, n = _training_stream(model, args)
     steps = args.steps_per_epoch or -(-n // args.batch_size)
     callbacks, backup = _callbacks(out, args)
@@ -116,7 +116,7 @@ def cmd_eval(args) -> int:
         raise ValueError(f"unknown method {unknown[0]!r}; choose from {', '.join(lcam_eval.BASELINES)}")
     if args.rise_masks < 1:
         raise ValueError(f"--rise-masks must be >= 1, got {args.rise_masks}")
-    model = load_model(args.model)
+    model = load_model(args.model, unsafe=args.unsafe)
     lcams = [cams.LCAM.load(f, model, strict=not args.no_strict) for f in files]
     x, kept = images_for(model, args)
     rows, maps = lcam_eval.table1(

@@ -38,7 +38,9 @@ def decode_image(data: bytes, size: Tuple[int, int], channels: int, scale: float
                  name: str = "image") -> np.ndarray:
     """Decode an encoded image (PNG, JPEG, ... bytes) exactly as `load_image` reads a file.
 
-    Raises ValueError '<name>: not a readable image' when OpenCV cannot decode `data`.
+    Raises ValueError '<name>: not a readable image' when OpenCV cannot decode `data`, and
+    '<name>: truncated JPEG' for a JPEG without its end-of-image marker (OpenCV would decode it padded
+    with grey). 16-bit PNGs are scaled to 0..255 like 8-bit ones; an alpha channel is dropped.
     """
     flag = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR
     try:
@@ -47,6 +49,8 @@ def decode_image(data: bytes, size: Tuple[int, int], channels: int, scale: float
         img = None
     if img is None:
         raise ValueError(f"{name}: not a readable image")
+    if data[:2] == b"\xff\xd8" and b"\xff\xd9" not in data[-64:]:  # OpenCV fills a cut JPEG with grey
+        raise ValueError(f"{name}: truncated JPEG (no end-of-image marker)")
     if channels == 3:
         img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
     img = cv2.resize(img, (int(size[1]), int(size[0])), interpolation=cv2.INTER_AREA)

@@ -30,13 +30,13 @@ def supported_versions() -> str:
     except importlib.metadata.PackageNotFoundError:
         reqs = []
     found = [r.replace(" ", "") for r in reqs if r.split(">")[0].split("<")[0].strip() in ("keras", "tensorflow")]
-    return " and ".join(found) or "Keras 3 with TensorFlow 2.16 or newer"
+    return " ".join(f'"{r}"' for r in sorted(found)) or '"keras>=3.3.3" "tensorflow>=2.16.2"'
 
 
 def _internals_error(what: str) -> UnsupportedKerasError:
     return UnsupportedKerasError(
         f"Keras {keras.__version__} (TensorFlow {tf.__version__}) changed {what}, which cams uses to replay a "
-        f"model layer by layer; install a supported version: pip install \"{supported_versions()}\"")
+        f"model layer by layer; install a supported version: pip install {supported_versions()}")
 
 
 def _is_container(layer) -> bool:
@@ -310,7 +310,11 @@ def head_model(model, layer) -> Optional[keras.Model]:
 
 
 def input_shape(model) -> Sequence[Optional[int]]:
-    """The model's (None, H, W, C) input shape; H and W may be None."""
+    """The model's (None, H, W, C) input shape; H and W may be None (UnsupportedKerasError if the Keras
+    graph internals `forward` replays are missing: checked here, eagerly, before any tracing)."""
+    graph = getattr(model, "_functional", None) if isinstance(model, keras.Sequential) else model
+    if type(graph).__name__ in ("Functional", "Sequential") and not hasattr(graph, "_run_through_graph"):
+        raise _internals_error("Functional._run_through_graph")
     shape = getattr(model, "input_shape", None)
     if isinstance(shape, list):
         if len(shape) != 1:
