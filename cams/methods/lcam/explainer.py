@@ -19,7 +19,7 @@ from cams.core.inputs import Targets, check_images, check_targets
 from cams.methods.registry import register
 
 from . import fileformat, training
-from .attention import Attention, initial_weights, select_class
+from .attention import Attention, initial_weights
 from .callbacks import RecordHistory, ThroughputAndRate
 from .losses import LOSSES
 
@@ -109,7 +109,7 @@ class LCAM(LayerExplainer):
         """One forward pass: A and logits, the attention conv, the target's pre-sigmoid map."""
         A, logits = self.forward(x)
         targets = resolve_targets(logits, targets)
-        cam = select_class(self.attention(A), targets)
+        cam = self.attention.class_logits(A, targets)  # = select_class(self.attention(A), targets)
         maps = resize_maps(normalize_maps(cam), tf.shape(x)[1:3])  # paper Eq. 9: normalise, then upscale
         return maps, tf.cast(logits, tf.float32)
 

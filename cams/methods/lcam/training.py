@@ -136,7 +136,7 @@ class AttentionTrainer(keras.Model):
             terms = lcam_loss(logits, labels, masks, self.loss_kind)
             l2 = 0.5 * self.weight_decay * tf.add_n([tf.reduce_sum(tf.square(v)) for v in watched])
             objective = self.optimizer.scale_loss((terms["loss"] + l2) / replicas)
-        kernel_grad, bias_grad = tape.gradient(objective, watched)
+        kernel_grad, bias_grad = (tf.convert_to_tensor(g) for g in tape.gradient(objective, watched))
         self.optimizer.apply_gradients([(kernel_grad, variables[0]),
                                         (bias_grad * self.bias_lr_multiplier, variables[1])])
         n = tf.cast(tf.shape(x)[0], tf.float32)
@@ -176,7 +176,7 @@ def as_dataset(data, batch_size: int):
             y = tf.argmax(y, axis=-1)
         return x, tf.cast(tf.reshape(y, [-1]), tf.int32)
 
-    return data.map(split, num_parallel_calls=tf.data.AUTOTUNE), has_labels
+    return data.map(split, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE), has_labels
 
 
 def _arrays_dataset(data, batch_size: int) -> tf.data.Dataset:
