@@ -1,8 +1,8 @@
 """`deepfake-xai`: the real/fake face study from the command line.
 
 Subcommands mirror the seed's scripts (train_main.py, plot_accuracy_and_loss.py, numerical_analysis.py,
-saliency_map.py, grad_cam_analysis.py) with their flags, plus make-dataset, summary, localization
-and demo. Expected problems (missing folders, bad files, weights that cannot be downloaded) end with
+saliency_map.py, grad_cam_analysis.py) with their flags, plus make-dataset, summary, localization,
+spectrum, plot-samples and demo. Expected problems (missing folders, bad files, weights that cannot be downloaded) end with
 one line on stderr and exit status 2; Ctrl-C during training exits 130 and the same command resumes.
 """
 from __future__ import annotations
@@ -43,12 +43,19 @@ def build_parser() -> argparse.ArgumentParser:
                                      "an Xception transfer model, explained with saliency maps and Grad-CAM.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("make-dataset", aliases=["make_dataset"], help="generate the planted-face data set",
-                       description="Generate the embedded data set: real faces (procedural, or found in "
-                       "--real-images) and fakes made by planting the face region of one image into another "
-                       "with seamless blending; the mask of the planted region is saved for each fake.")
+    p = sub.add_parser("make-dataset", aliases=["make_dataset"],
+                       help="generate the planted-face data set, or (--kind synthetic) the GAN-simulated one",
+                       description="Generate an embedded data set. --kind planted (default): real faces "
+                       "(procedural, or found in --real-images) and fakes made by planting the face region of "
+                       "one image into another with seamless blending; the mask of the planted region is saved "
+                       "for each fake. --kind synthetic: real faces and, at 1:1, fakes made by an AutoGAN "
+                       "simulator (encoder + GAN-style up-sampling decoder, Zhang et al., WIFS 2019) trained "
+                       "here to reproduce the real faces; its weights are saved as autogan_generator.keras.")
+    p.add_argument("--kind", choices=("planted", "synthetic"), default="planted",
+                   help="planted (fakes_dataset, the default) or synthetic (synthetic_dataset)")
     p.add_argument("--data-root", default="data", help="parent folder of the data set (default: data)")
-    p.add_argument("--name", default="fakes_dataset", help="data set folder name (default: fakes_dataset)")
+    p.add_argument("--name", default=None,
+                   help="data set folder name (default: fakes_dataset, or synthetic_dataset with --kind synthetic)")
     p.add_argument("--image-size", type=positive_int, default=256, help="side of the square images in pixels (default: 256)")
     p.add_argument("--train", type=positive_int, default=1200, help="images in the train split (default: 1200)")
     p.add_argument("--val", type=positive_int, default=200, help="images in the val split (default: 200)")
@@ -56,13 +63,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fake-fraction", type=unit_float, default=1 / 3,
                    help="share of fakes in each split (default: 1/3, the seed's fake:real = 1:2)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--real-images", default=None,
-                   help="folder of your own photos to take real faces from instead of drawing them")
+    p.add_argument("--real-images", "--source", dest="real_images", default=None, metavar="DIR",
+                   help="folder of your own face photos to take real faces from instead of drawing them")
     p.add_argument("--face-box", choices=("haar", "center"), default="haar",
                    help="how faces are found in --real-images: OpenCV's Haar cascade, or 'center' for "
                         "aligned face crops (default: haar)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing data set folder")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    g = p.add_argument_group("--kind synthetic")
+    g.add_argument("--internal-size", type=positive_int, default=128,
+                   help="side at which faces are drawn and the generator runs; images are then resized to "
+                        "--image-size (default: 128, fast on a CPU)")
+    g.add_argument("--generator-epochs", type=positive_int, default=8, help="generator training epochs (default: 8)")
+    g.add_argument("--generator-width", type=positive_int, default=16, help="generator's first-layer channels (default: 16)")
+    g.add_argument("--upsampling", choices=("transpose", "nearest"), default="transpose",
+                   help="decoder up-sampling: transposed convolution or nearest + conv (default: transpose)")
+
+    p = sub.add_parser("spectrum", help="mean log-magnitude Fourier spectrum of real vs fake images",
+                       description="Mean centred log-magnitude spectrum of the real and the fake images of one "
+                       "split and their difference: OUT_DIR/figures/<dataset>_<split>_spectrum.png and "
+                       "OUT_DIR/<dataset>_<split>_spectrum.json.")
+    _add_data_args(p)
+    p.add_argument("--split", choices=("train", "val", "test"), default="test", help="split (default: test)")
+    p.add_argument("--limit", type=positive_int, default=None, help="at most this many images per class")
+    p.add_argument("--out-dir", default="out", help="figure under OUT_DIR/figures (default: out)")
+
+    p = sub.add_parser("plot-samples", aliases=["plot_samples_of_faces_dataset"],
+                       help="real and fake samples of each data set (plot_samples_of_faces_dataset.py)",
+                       description="Figure 1: a row of real and a row of fake samples for each data set under "
+                       "--data-root (or those named with -d): OUT_DIR/figures/samples_of_faces_dataset.png.")
+    p.add_argument("-d", "--dataset", action="append", default=None,
+                   help="data set name or path (repeatable; default: every data set under --data-root)")
+    p.add_argument("--data-root", default="data", help="folder that holds the data sets (default: data)")
+    p.add_argument("--split", choices=("train", "val", "test"), default="train", help="split (default: train)")
+    p.add_argument("-n", "--n", type=positive_int, default=4, help="samples per class and data set (default: 4)")
+    p.add_argument("--seed", type=int, default=0, help="which images are shown (default: 0)")
+    p.add_argument("--out-dir", default="out", help="figure under OUT_DIR/figures (default: out)")
 
     p = sub.add_parser("summary", help="count images per split and class, fake:real proportion",
                        description="Counts of real and fake images per split and the fake:real proportion.")
@@ -140,11 +176,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="the whole study on the generated data set, in a few minutes on a CPU",
                        description="make-dataset, train SimpleNet, then plot, numerical analysis, saliency, "
                        "Grad-CAM and localisation; everything is written under --out.")
-    p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
+    p.add_argument("--kind", choices=("planted", "synthetic"), default="planted",
+                   help="planted: the fakes_dataset half (default); synthetic: make the AutoGAN data set, its "
+                        "spectrum and samples figures, train SimpleNet and XceptionBased and run the analyses")
+    p.add_argument("--out", default=None, help="output folder (default: runs/demo, or runs/demo-synthetic)")
+    p.add_argument("--xception-weights", default="none",
+                   help="synthetic: XceptionBased backbone weights, none | imagenet | PATH, or skip (default: none)")
+    p.add_argument("--xception-size", type=positive_int, default=96,
+                   help="synthetic: XceptionBased input side (default: 96, to fit a CPU; >= 71)")
+    p.add_argument("--xception-epochs", type=positive_int, default=2, help="synthetic: XceptionBased epochs (default: 2)")
     p.add_argument("--image-size", type=positive_int, default=128, help="image and model input side (default: 128)")
-    p.add_argument("--train", type=int, default=1200, help="train images (default: 1200)")
-    p.add_argument("--val", type=int, default=200, help="val images (default: 200)")
-    p.add_argument("--test", type=int, default=200, help="test images (default: 200)")
+    p.add_argument("--train", type=positive_int, default=None,
+                   help="train images (default: 1200; synthetic 600)")
+    p.add_argument("--val", type=positive_int, default=None,
+                   help="val images (default: 200; synthetic 100)")
+    p.add_argument("--test", type=positive_int, default=None,
+                   help="test images (default: 200; synthetic 100)")
     p.add_argument("-e", "--epochs", type=int, default=5, help="epochs (default: 5)")
     p.add_argument("-b", "--batch-size", type=int, default=32, help="batch size (default: 32)")
     p.add_argument("-lr", "--lr", type=positive_float, default=1e-3, help="learning rate (default: 0.001)")
@@ -154,10 +201,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _cmd_make_dataset(a) -> int:
     from .data import format_summary, summarize
-    from .make_dataset import generate_dataset
 
-    dest = generate_dataset(a.data_root, a.name, a.image_size, {"train": a.train, "val": a.val, "test": a.test},
-                            a.fake_fraction, a.seed, a.real_images, a.face_box, a.overwrite, progress=not a.quiet)
+    counts = {"train": a.train, "val": a.val, "test": a.test}
+    if a.kind == "synthetic":
+        from .synthetic_dataset import generate_synthetic_dataset
+
+        dest = generate_synthetic_dataset(a.data_root, a.name or "synthetic_dataset", a.image_size, counts, a.seed,
+                                          a.real_images, a.face_box, a.internal_size, a.generator_epochs,
+                                          a.generator_width, a.upsampling, a.overwrite, progress=not a.quiet)
+    else:
+        from .make_dataset import generate_dataset
+
+        dest = generate_dataset(a.data_root, a.name or "fakes_dataset", a.image_size, counts, a.fake_fraction,
+                                a.seed, a.real_images, a.face_box, a.overwrite, progress=not a.quiet)
     print(format_summary(summarize(dest), str(dest)))
     print(f"wrote {dest}")
     return 0
@@ -225,11 +281,31 @@ def _cmd_localization(a) -> int:
     return 0
 
 
-def _cmd_demo(a) -> int:
-    from .demo import run_demo
+def _cmd_spectrum(a) -> int:
+    from .spectrum import spectrum_analysis
 
-    run_demo(a.out, a.image_size, {"train": a.train, "val": a.val, "test": a.test}, a.epochs, a.batch_size,
-             a.lr, a.seed)
+    spectrum_analysis(a.dataset, a.data_root, a.split, a.out_dir, a.limit)
+    return 0
+
+
+def _cmd_plot_samples(a) -> int:
+    from .samples import plot_samples
+
+    plot_samples(a.data_root, a.dataset, a.n, a.split, a.out_dir, a.seed)
+    return 0
+
+
+def _cmd_demo(a) -> int:
+    from .demo import run_demo, run_synthetic_demo
+
+    if a.kind == "synthetic":
+        counts = {"train": a.train or 600, "val": a.val or 100, "test": a.test or 100}
+        run_synthetic_demo(a.out or "runs/demo-synthetic", a.image_size, counts, a.epochs, a.batch_size, a.lr,
+                           a.seed, xception_weights=a.xception_weights, xception_size=a.xception_size,
+                           xception_epochs=a.xception_epochs)
+        return 0
+    counts = {"train": a.train or 1200, "val": a.val or 200, "test": a.test or 200}
+    run_demo(a.out or "runs/demo", a.image_size, counts, a.epochs, a.batch_size, a.lr, a.seed)
     return 0
 
 
@@ -240,7 +316,8 @@ COMMANDS = {
     "numerical-analysis": _cmd_numerical, "numerical_analysis": _cmd_numerical,
     "saliency-map": _cmd_saliency, "saliency_map": _cmd_saliency,
     "grad-cam-analysis": _cmd_gradcam, "grad_cam_analysis": _cmd_gradcam,
-    "localization": _cmd_localization, "demo": _cmd_demo,
+    "localization": _cmd_localization, "demo": _cmd_demo, "spectrum": _cmd_spectrum,
+    "plot-samples": _cmd_plot_samples, "plot_samples_of_faces_dataset": _cmd_plot_samples,
 }
 
 

@@ -89,12 +89,13 @@ def _split_counts(total: int, fake_fraction: float) -> tuple[int, int]:
     return total - n_fake, n_fake
 
 
-def _procedural_source(size: int, seed: int) -> Callable[[], tuple[np.ndarray, FaceRegion]]:
+def procedural_source(size: int, seed: int) -> Callable[[], tuple[np.ndarray, FaceRegion]]:
+    """A seeded endless source of procedural faces: draw() -> (uint8 RGB size x size, face region)."""
     rng = np.random.default_rng(seed)
     return lambda: draw_face(rng, size)
 
 
-def _folder_source(faces: Sequence[tuple[np.ndarray, FaceRegion, Path]], seed: int
+def folder_source(faces: Sequence[tuple[np.ndarray, FaceRegion, Path]], seed: int
                    ) -> Callable[[], tuple[np.ndarray, FaceRegion]]:
     """Cycle through the user's face crops with small random jitter (flip, brightness)."""
     rng = np.random.default_rng(seed)
@@ -112,7 +113,41 @@ def _folder_source(faces: Sequence[tuple[np.ndarray, FaceRegion, Path]], seed: i
     return draw
 
 
-def _iter_progress(n: int, desc: str, show: bool) -> Iterator[int]:
+def split_sources(image_size: int, counts: dict[str, int], seed: int = 0,
+                  real_images: str | os.PathLike | None = None, face_box: str = "haar",
+                  log: Callable[[str], None] = print
+                  ) -> tuple[dict[str, Callable[[], tuple[np.ndarray, FaceRegion]]], str]:
+    """One face source per split -> ({split: draw()}, origin), draw() giving (uint8 RGB face, region).
+
+    Procedural faces (seeded per split) when `real_images` is None; else the faces found in that
+    folder (face_box "haar": OpenCV's Haar cascade, "center": aligned crops), the photos divided
+    between the splits in proportion to `counts` so no photo appears in two splits.
+    """
+    sources: dict[str, Callable[[], tuple[np.ndarray, FaceRegion]]] = {}
+    if real_images is None:
+        for i, split in enumerate(SPLITS):
+            sources[split] = procedural_source(image_size, seed * 1000 + i)
+        return sources, "procedural"
+    detector = center_face_detector if face_box == "center" else haar_face_detector()
+    faces, skipped = faces_from_folder(real_images, image_size, detector)
+    for path, why in skipped:
+        log(f"skipped {path}: {why}")
+    if len(faces) < 2 * len(SPLITS):
+        raise ValueError(f"found faces in only {len(faces)} images of {real_images}; need at least "
+                         f"{2 * len(SPLITS)} (two per split) to keep the splits apart")
+    order = np.random.default_rng(seed).permutation(len(faces))
+    total = sum(counts.values())
+    start = 0
+    for i, split in enumerate(SPLITS):
+        n = max(2, int(round(len(faces) * counts[split] / total))) if i < len(SPLITS) - 1 else None
+        chunk = order[start:start + n] if n else order[start:]
+        start += len(chunk)
+        sources[split] = folder_source([faces[j] for j in chunk], seed * 1000 + i)
+    return sources, str(real_images)
+
+
+def iter_progress(n: int, desc: str, show: bool) -> Iterator[int]:
+    """range(n), with a tqdm progress bar on stderr when `show`."""
     if not show:
         return iter(range(n))
     from tqdm import tqdm
@@ -152,28 +187,7 @@ def generate_dataset(
         raise FileExistsError(f"{dest} already exists and is not empty: pass --overwrite to replace it, "
                               f"or --name to write another data set")
 
-    sources: dict[str, Callable[[], tuple[np.ndarray, FaceRegion]]] = {}
-    if real_images is None:
-        for i, split in enumerate(SPLITS):
-            sources[split] = _procedural_source(image_size, seed * 1000 + i)
-        origin = "procedural"
-    else:
-        detector = center_face_detector if face_box == "center" else haar_face_detector()
-        faces, skipped = faces_from_folder(real_images, image_size, detector)
-        for path, why in skipped:
-            log(f"skipped {path}: {why}")
-        if len(faces) < 2 * len(SPLITS):
-            raise ValueError(f"found faces in only {len(faces)} images of {real_images}; need at least "
-                             f"{2 * len(SPLITS)} (two per split) to keep donors and targets apart")
-        order = np.random.default_rng(seed).permutation(len(faces))
-        total = sum(counts.values())
-        start = 0
-        for i, split in enumerate(SPLITS):
-            n = max(2, int(round(len(faces) * counts[split] / total))) if i < len(SPLITS) - 1 else None
-            chunk = order[start:start + n] if n else order[start:]
-            start += len(chunk)
-            sources[split] = _folder_source([faces[j] for j in chunk], seed * 1000 + i)
-        origin = str(real_images)
+    sources, origin = split_sources(image_size, counts, seed, real_images, face_box, log)
 
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=dest.parent))
@@ -185,10 +199,10 @@ def generate_dataset(
             n_real, n_fake = _split_counts(int(counts[split]), fake_fraction)
             for sub in (f"{split}/real", f"{split}/fake", f"masks/{split}"):
                 (tmp / sub).mkdir(parents=True, exist_ok=True)
-            for k in _iter_progress(n_real, f"{split} real", progress):
+            for k in iter_progress(n_real, f"{split} real", progress):
                 img, _ = draw()
                 (tmp / split / "real" / f"{k:05d}.jpg").write_bytes(degrade(img, rng))
-            for k in _iter_progress(n_fake, f"{split} fake", progress):
+            for k in iter_progress(n_fake, f"{split} fake", progress):
                 target, target_face = draw()
                 donor, donor_face = draw()
                 fake, mask = plant_face(target, target_face, donor, donor_face, rng)

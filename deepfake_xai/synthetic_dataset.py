@@ -1,0 +1,135 @@
+"""Generate the "synthetic dataset": real faces and GAN-simulated fakes at 1:1.
+
+Layout written (the layout the trainer reads):
+
+    <out>/<name>/{train,val,test}/{real,fake}/<id>.png
+    <out>/<name>/autogan_generator.keras     the generator that made the fakes
+    <out>/<name>/dataset.json                settings, counts, the generator's loss, PSNR/SSIM of the fakes
+
+Faces (procedural, or from the user's folder) are drawn at `internal_size` (128 px by default, so the
+generator trains in minutes on a CPU). The AutoGAN simulator (deepfake_xai.autogan; Zhang, Karaman &
+Chang, WIFS 2019) is trained to reconstruct the train split's faces; a fake is the generator's output
+for a face that is not among the real images of its split. Real and fake images then go through the
+same resize to `image_size` and are stored losslessly (PNG), so what separates them is the
+generator's up-sampling fingerprint (and its slight blur), not the file format.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from cams.core.files import write_json
+
+from .make_dataset import SPLITS, split_sources
+
+DEFAULT_COUNTS = {"train": 1200, "val": 200, "test": 200}
+
+
+def resize_to(images: np.ndarray, size: int) -> np.ndarray:
+    """Resize uint8 images (N, s, s, 3) to (N, size, size, 3): bilinear up, area down, none if equal."""
+    if images.shape[1] == size:
+        return images
+    interp = cv2.INTER_LINEAR if size > images.shape[1] else cv2.INTER_AREA
+    return np.stack([cv2.resize(im, (size, size), interpolation=interp) for im in images])
+
+
+def fidelity(sources: np.ndarray, fakes: np.ndarray) -> dict[str, float]:
+    """Mean PSNR (dB) and SSIM (scikit-image, RGB) of uint8 fakes against the faces they reconstruct."""
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    psnr = [peak_signal_noise_ratio(s, f, data_range=255) for s, f in zip(sources, fakes)]
+    ssim = [structural_similarity(s, f, data_range=255, channel_axis=-1) for s, f in zip(sources, fakes)]
+    return {"psnr_db": float(np.mean(psnr)), "ssim": float(np.mean(ssim)), "images": int(len(psnr))}
+
+
+def _draw(source: Callable, n: int) -> np.ndarray:
+    return np.stack([source()[0] for _ in range(n)]) if n else np.zeros((0, 1, 1, 3), np.uint8)
+
+
+def generate_synthetic_dataset(
+    out_root: str | os.PathLike = "data",
+    name: str = "synthetic_dataset",
+    image_size: int = 256,
+    counts: dict[str, int] | None = None,
+    seed: int = 0,
+    source: str | os.PathLike | None = None,
+    face_box: str = "haar",
+    internal_size: int = 128,
+    generator_epochs: int = 8,
+    width: int = 16,
+    upsampling: str = "transpose",
+    overwrite: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> Path:
+    """Write the 1:1 real / AutoGAN-fake data set to `<out_root>/<name>` and return that folder.
+
+    Args:
+        counts: images per split (default train 1200, val 200, test 200), half real, half fake.
+        source: a folder of face photos (face_box "haar" finds faces with OpenCV's Haar cascade,
+            "center" takes aligned crops); default: procedural faces.
+        internal_size: side at which faces are drawn and the generator runs (multiple of 4).
+        generator_epochs, width, upsampling: the simulator's training epochs, first-layer channels,
+            and up-sampling ("transpose" or "nearest"); see deepfake_xai.autogan.
+        seed: one seed for the faces, the generator's initialisation and its training order.
+    """
+    from .autogan import save_generator, synthesize, to_float, to_uint8, train_generator
+
+    counts = dict(counts or DEFAULT_COUNTS)
+    if set(counts) != set(SPLITS) or any(int(v) < 2 for v in counts.values()):
+        raise ValueError(f"counts must give at least 2 images for each of {SPLITS}, got {counts}")
+    if image_size < 32:
+        raise ValueError(f"--image-size must be at least 32, got {image_size}")
+    if generator_epochs < 1:
+        raise ValueError(f"--generator-epochs must be at least 1, got {generator_epochs}")
+    dest = Path(out_root) / name
+    if dest.exists() and any(dest.iterdir()) and not overwrite:
+        raise FileExistsError(f"{dest} already exists and is not empty: pass --overwrite to replace it, "
+                              f"or --name to write another data set")
+    sources, origin = split_sources(internal_size, counts, seed, source, face_box, log)
+    reals, bases = {}, {}
+    for split in SPLITS:
+        n_real = int(counts[split]) // 2
+        reals[split] = _draw(sources[split], n_real)
+        bases[split] = _draw(sources[split], int(counts[split]) - n_real)  # faces the fakes reconstruct
+    train_faces = to_float(np.concatenate([reals["train"], bases["train"]]))
+    log(f"training the AutoGAN simulator ({upsampling} up-sampling, {internal_size}x{internal_size}) on "
+        f"{len(train_faces)} train faces for {generator_epochs} epochs")
+    generator, history = train_generator(train_faces, generator_epochs, width=width, upsampling=upsampling,
+                                         seed=seed, progress=progress)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=dest.parent))
+    try:
+        summary, quality = {}, {}
+        for split in SPLITS:
+            fakes = to_uint8(synthesize(generator, to_float(bases[split])))
+            quality[split] = fidelity(bases[split], fakes)
+            for cls, imgs in (("real", reals[split]), ("fake", fakes)):
+                (tmp / split / cls).mkdir(parents=True, exist_ok=True)
+                for k, im in enumerate(resize_to(imgs, image_size)):
+                    cv2.imwrite(str(tmp / split / cls / f"{k:05d}.png"), cv2.cvtColor(im, cv2.COLOR_RGB2BGR))
+            summary[split] = {"real": len(reals[split]), "fake": len(fakes)}
+            log(f"{split}: {summary[split]['real']} real, {summary[split]['fake']} fake; fakes vs their source "
+                f"faces: PSNR {quality[split]['psnr_db']:.1f} dB, SSIM {quality[split]['ssim']:.3f}")
+        save_generator(generator, tmp)
+        write_json(tmp / "dataset.json", {
+            "generator": "deepfake_xai.synthetic_dataset (AutoGAN simulator, Zhang, Karaman & Chang, WIFS 2019)",
+            "kind": "synthetic", "image_size": image_size, "internal_size": internal_size, "seed": seed,
+            "real_source": origin, "counts": summary, "upsampling": upsampling, "width": width,
+            "generator_epochs": generator_epochs, "generator_loss": history.get("loss"),
+            "fidelity_at_internal_size": quality,
+            "layout": "{split}/{real,fake}/<id>.png; autogan_generator.keras = the generator of the fakes",
+        })
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(tmp, dest)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return dest
