@@ -37,7 +37,7 @@ def train_cnn(
     After each epoch keras.callbacks.BackupAndRestore writes the weights and optimizer state to
     `out/.resume/` (with the history so far): running the same command again after an interruption
     (Ctrl-C, SIGKILL) continues after the last finished epoch.
-    `strategy`: tf.distribute strategy (default, mirrored, tpu; see cams.training.make_strategy).
+    `strategy`: tf.distribute strategy (default, mirrored, multiworker, tpu; see cams.training.make_strategy).
     """
     if epochs < 1:
         raise BengaliXAIError(f"--epochs must be at least 1, got {epochs}")
@@ -71,6 +71,16 @@ def train_cnn(
     finally:
         set_mixed_precision(False)
     history = {k: [float(v) for v in vals] for k, vals in state.history.items()}
+    metrics, files = _write_results(data, out, history, model_path, test_loss, test_acc, split, epochs, batch_size,
+                                    seed, policy, train_s)
+    files["metrics"] = write_json(out / "metrics.json", metrics)
+    print(f"test accuracy {test_acc:.4f}, test loss {test_loss:.4f}", flush=True)
+    return dict(metrics, files={k: str(v) for k, v in files.items()}, model=model)
+
+
+def _write_results(data, out, history, model_path, test_loss, test_acc, split, epochs, batch_size, seed, policy,
+                   train_s):
+    """history.json, loss.png, accuracy.png and the metrics dict (metrics.json is written by the caller)."""
     files = {
         "model": model_path,
         "history": write_json(out / "history.json", history),
@@ -98,6 +108,4 @@ def train_cnn(
         "test_set": "held-out fonts" if data.heldout is not None else "stratified 20%",
         "data_info": data.info,
     }
-    files["metrics"] = write_json(out / "metrics.json", metrics)
-    print(f"test accuracy {test_acc:.4f}, test loss {test_loss:.4f}", flush=True)
-    return dict(metrics, files={k: str(v) for k, v in files.items()}, model=model)
+    return metrics, files

@@ -139,18 +139,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> TrainOutputs:
         shutil.rmtree(backup_dir)
     run_id = uuid.uuid4().hex[:12]
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    optimizer = optimizer_record(cfg.optimizer, cfg.lr, cfg.momentum)
-    info = dict(batch_size=cfg.batch_size, epochs=cfg.epochs, image_size=cfg.image_size,
-                weights=cfg.resolved_weights(), precision=policy, seed=cfg.seed,
-                data_dir=str(root), checkpoint=str(ckpt),
-                counts={f.split: {"real": f.count(0), "fake": f.count(1)} for f in (train_files, val_files, test_files)})
-
-    def write_record(state: RunState, status: str) -> dict:
-        record = run_record(cfg.model, name, optimizer, state.history, run_id=state.extra["run_id"], status=status,
-                            started=state.extra["started"], best_epoch=state.best("val_accuracy")[0], **info)
-        upsert_json_record(json_path, record, key="run_id")
-        return record
-
+    write_record = _record_writer(cfg, name, root, ckpt, policy, (train_files, val_files, test_files), json_path)
     # test metrics each epoch, best-val_accuracy ModelCheckpoint, the JSON record, BackupAndRestore
     callbacks, state = resumable(backup_dir, cfg.epochs, fingerprint=cfg.fingerprint(),
                                  extra={"run_id": run_id, "started": started}, best_path=ckpt,
@@ -174,6 +163,23 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> TrainOutputs:
     if cfg.seed is not None:  # explainers run later in this process may draw unseeded noise, refused under it
         set_op_determinism(False)
     return TrainOutputs(json_path, ckpt, record, state)
+
+
+def _record_writer(cfg: TrainConfig, name: str, root: Path, ckpt: Path, policy: str, splits, json_path: Path):
+    """write_record(state, status): the run's record (the seed's JSON format) upserted into json_path."""
+    optimizer = optimizer_record(cfg.optimizer, cfg.lr, cfg.momentum)
+    info = dict(batch_size=cfg.batch_size, epochs=cfg.epochs, image_size=cfg.image_size,
+                weights=cfg.resolved_weights(), precision=policy, seed=cfg.seed,
+                data_dir=str(root), checkpoint=str(ckpt),
+                counts={f.split: {"real": f.count(0), "fake": f.count(1)} for f in splits})
+
+    def write_record(state: RunState, status: str) -> dict:
+        record = run_record(cfg.model, name, optimizer, state.history, run_id=state.extra["run_id"], status=status,
+                            started=state.extra["started"], best_epoch=state.best("val_accuracy")[0], **info)
+        upsert_json_record(json_path, record, key="run_id")
+        return record
+
+    return write_record
 
 
 def config_dict(cfg: TrainConfig) -> dict:

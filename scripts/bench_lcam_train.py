@@ -205,18 +205,22 @@ def memory(args):
         keras.utils.set_random_seed(0)
         small_cnn(size=64, classes=100).save(tmp / "m.keras")
         print("| images | steps | peak RSS (MiB) | wall s |\n|---|---|---|---|")
-        for n in counts:
+        few = -(-min(counts) // 32)
+        # every folder size for one epoch, then the largest for as many steps as the smallest took:
+        # separates what grows with the number of files from what grows with the number of steps
+        for n, steps in [(n, -(-n // 32)) for n in counts] + [(max(counts), few)]:
             code = ("import resource, sys; from cams.cli import main; rc = main(sys.argv[1:]); "
                     "print('RSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(rc)")
             cmd = [sys.executable, "-c", code, "lcam-train", "--model", str(tmp / "m.keras"), "--images",
                    str(tmp / "train"), "--max-images", str(n), "--epochs", "1", "--batch-size", "32",
-                   "--labels", "dataset", "--mode", "fm", "--out", str(tmp / f"l{n}.npz"), "-q"]
+                   "--steps-per-epoch", str(steps), "--labels", "dataset", "--mode", "fm",
+                   "--out", str(tmp / f"l{n}.npz"), "-q"]
             t0 = time.perf_counter()
             proc = subprocess.run(cmd, capture_output=True, text=True)
             if proc.returncode != 0:
                 raise SystemExit(proc.stderr[-2000:])
             rss = int([ln for ln in proc.stdout.splitlines() if ln.startswith("RSS ")][-1].split()[1]) / 1024
-            print(f"| {n} | {-(-n // 32)} | {rss:.0f} | {time.perf_counter() - t0:.0f} |", flush=True)
+            print(f"| {n} | {steps} | {rss:.0f} | {time.perf_counter() - t0:.0f} |", flush=True)
 
 
 def main():

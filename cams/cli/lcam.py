@@ -147,6 +147,11 @@ def cmd_eval(args) -> int:
 
 def register(subparsers) -> None:
     """Add `lcam-train` and `lcam-eval` to the `cams` command line."""
+    _add_train(subparsers)
+    _add_eval(subparsers)
+
+
+def _add_train(subparsers) -> None:
     from cams.cli.common import add_image_options
 
     STRATEGIES = ("default", "mirrored", "multiworker", "tpu")  # cams.training.STRATEGIES, without importing TF
@@ -201,6 +206,10 @@ def register(subparsers) -> None:
                    help="also write a SavedModel whose serving signature returns probabilities and the map")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
+
+
+def _add_eval(subparsers) -> None:
+    from cams.cli.common import add_image_options
 
     p = subparsers.add_parser(
         "lcam-eval",
