@@ -5,8 +5,9 @@ on the same models and inputs, in one run.
 The method list is the registry (`cams.methods.registry.methods()`); methods that need training
 (family "learned") or a second network (Feature CAM's HED edges) are listed as skipped with the
 reason. For each method it prints ms per image, its cost floor from `explainer.forward_passes()`
-(in compiled forward passes of the same batch; for Ablation-CAM one forward plus K passes through
-the head only, timed separately), our time / that floor, and the speed-up over tf-keras-vis and
+(in compiled forward passes of the same batch, timed alternately with the method so both see the
+same load on a shared machine; for Ablation-CAM one forward plus K passes through the head only,
+timed separately), our time / that floor, and the speed-up over tf-keras-vis and
 xplique (their time / ours; > 1 means we are faster). Times are medians of --reps runs after one
 warm-up run (which includes tracing/compilation for every library).
 
@@ -86,6 +87,22 @@ def timed(fn, reps: int) -> float:
     return statistics.median(times)
 
 
+def timed_with_forward(fn, forward, reps: int):
+    """(median seconds of fn, median seconds of forward), the two timed alternately after a warm-up,
+    so both see the same load on a shared machine."""
+    fn()
+    forward()
+    ours, fwd = [], []
+    for _ in range(reps):
+        for fun, out in ((fn, ours), (forward, fwd)):
+            t0 = time.perf_counter()
+            result = fun()
+            if hasattr(result, "numpy"):
+                result.numpy()
+            out.append(time.perf_counter() - t0)
+    return statistics.median(ours), statistics.median(fwd)
+
+
 def references(model, layer, x, targets):
     """{method name: (tf-keras-vis call or None, xplique call or None)} for the methods they have."""
     from tf_keras_vis.gradcam import Gradcam
@@ -130,9 +147,8 @@ def head_pass_seconds(model, layer, x, reps, copies=64) -> float:
 def gap_head_row(name, method, gap_model, layer, x, targets, reps):
     """A method that needs a GAP -> Dense head (CAM), timed on `gap_model` against its own forward pass."""
     forward = tf.function(lambda v: gap_model(v, training=False))
-    t_fwd = timed(lambda: forward(tf.constant(x)), reps) / len(x)
     ex = method.make(gap_model, layer=layer)
-    t_ours = timed(lambda: ex(x, targets), reps) / len(x)
+    t_ours, t_fwd = (t / len(x) for t in timed_with_forward(lambda: ex(x, targets), lambda: forward(tf.constant(x)), reps))
     print_row(f"{method.title} (on {gap_model.name}: forward {1000 * t_fwd:.1f} ms / image, {len(x)} images)",
               1000 * t_ours, f"{ex.forward_passes():g}", t_ours / (ex.forward_passes() * t_fwd), None, None)
 
@@ -161,11 +177,12 @@ def bench_model(model, layer, x, targets, reps, title, plan, gap_model=None):
             gap_head_row(name, method, gap_model, None, x, targets, reps)
             continue
         passes = ex.forward_passes()
-        floor, floor_text = passes * t_fwd, f"{passes:g}"
+        t_ours, t_near = timed_with_forward(lambda: ex(xs, ts), lambda: forward(tf.constant(x)), reps)
+        t_ours, t_near = t_ours / m, t_near / n  # the forward pass timed beside this method
+        floor, floor_text = passes * t_near, f"{passes:g}"
         if name == "ablationcam":
             t_head = head_pass_seconds(model, layer, x, reps)
-            floor, floor_text = t_fwd + (passes - 1) * t_head, f"1 + {passes - 1:g} head"
-        t_ours = timed(lambda: ex(xs, ts), reps) / m
+            floor, floor_text = t_near + (passes - 1) * t_head, f"1 + {passes - 1:g} head"
         tkv, xpl = refs.get(name, (None, None))
         extra = {"scorecam": options.get("max_channels"), "rise": options.get("n_masks")}.get(name)
         if extra is not None:  # the references take the same channel / mask count and image subset

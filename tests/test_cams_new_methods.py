@@ -164,10 +164,10 @@ def test_ablationcam_closed_form_on_a_gap_dense_head():
         np.testing.assert_allclose(maps[i], _expected(np.maximum(A[i] @ w, 0), x.shape[1:3]), atol=1e-5)
 
 
-def test_ablationcam_on_a_nested_layer_runs_the_whole_model_and_agrees_with_the_flat_model():
+def test_ablationcam_cuts_the_head_of_a_nested_base_and_agrees_with_the_flat_model():
     conv1 = keras.layers.Conv2D(6, 3, activation="relu", name="b_conv1")
     conv2 = keras.layers.Conv2D(5, 3, activation="relu", name="b_conv2")
-    d1, d2 = keras.layers.Dense(8, activation="relu"), keras.layers.Dense(3)
+    d1, d2 = keras.layers.Dense(8, activation="relu"), keras.layers.Dense(3, activation="softmax")
     inner_in = keras.Input((16, 16, 3))
     base = keras.Model(inner_in, keras.layers.Flatten()(conv2(conv1(inner_in))), name="base")
     outer_in = keras.Input((16, 16, 3))
@@ -176,8 +176,28 @@ def test_ablationcam_on_a_nested_layer_runs_the_whole_model_and_agrees_with_the_
     flat = keras.Model(flat_in, d2(d1(keras.layers.Flatten()(conv2(conv1(flat_in))))))
     x = images(2, size=16)
     on_nested, on_flat = cams.AblationCAM(nested, batch_size=3), cams.AblationCAM(flat, layer="b_conv2", batch_size=3)
-    assert on_nested.head is None and on_flat.head is not None
+    assert on_nested.head is not None and on_flat.head is not None
     np.testing.assert_allclose(on_nested(x, [0, 2]), on_flat(x, [0, 2]), atol=1e-5)
+
+
+def test_ablationcam_with_a_skip_connection_runs_the_whole_model_and_keeps_the_closed_form():
+    """No head can be cut around a skip connection: each ablation replaces A inside a full pass.
+    S = W_c . mean(a + A) + b_c, so S - S_k = W_kc mean(A^k) still."""
+    inp = keras.Input((16, 16, 3))
+    a = keras.layers.Conv2D(5, 3, padding="same", activation="relu", name="a")(inp)
+    feat = keras.layers.Conv2D(5, 3, padding="same", activation="relu", name="feat")(a)
+    x_ = keras.layers.GlobalAveragePooling2D()(keras.layers.Add()([a, feat]))
+    model = keras.Model(inp, keras.layers.Dense(3, name="head")(x_))
+    x, targets = images(2, size=16), np.array([0, 2])
+    ex = cams.AblationCAM(model, layer="feat", batch_size=2)
+    assert ex.head is None
+    maps = ex(x, targets)
+    A, a_act = _features(model, "feat", x), _features(model, "a", x)
+    W, b = model.get_layer("head").kernel.numpy(), model.get_layer("head").bias.numpy()
+    for i, c in enumerate(targets):
+        S = (a_act[i] + A[i]).mean(axis=(0, 1)) @ W[:, c] + b[c]
+        w = W[:, c] * A[i].mean(axis=(0, 1)) / S
+        np.testing.assert_allclose(maps[i], _expected(np.maximum(A[i] @ w, 0), x.shape[1:3]), atol=1e-5)
 
 
 # --- SS-CAM and IS-CAM ----------------------------------------------------------------------------

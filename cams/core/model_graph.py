@@ -280,31 +280,55 @@ def forward_layers(model, x, layers: Sequence, on_feature: Optional[Callable] = 
 _HEADS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
+_IDENTITY = "identity"
+
+
+def _cut_after(model, layer):
+    """keras.Model(output of `layer` in `model`'s own graph, model output); `_IDENTITY` when that
+    output is the model's output; None when no such model can be cut."""
+    graph = getattr(model, "_functional", None) if isinstance(model, keras.Sequential) else model
+    if graph is None or not hasattr(graph, "_nodes_by_depth") or len(getattr(graph, "outputs", [])) != 1:
+        return None
+    # the layer's node in this graph (a layer reused from a Sequential has one node per graph)
+    outputs = [node.output_tensors for nodes in graph._nodes_by_depth.values() for node in nodes if node.operation is layer]
+    if len(outputs) != 1 or len(outputs[0]) != 1:
+        return None
+    if outputs[0][0] is graph.outputs[0]:
+        return _IDENTITY
+    try:
+        return keras.Model(outputs[0][0], graph.outputs[0], name=f"{model.name}_after_{layer.name}")
+    except (ValueError, AttributeError, TypeError, KeyError):
+        return None
+
+
 def head_model(model, layer) -> Optional[keras.Model]:
     """The part of `model` after `layer` as a Keras model A -> output, or None where none can be cut.
 
-    Built as `keras.Model(layer.output, model.output)` (Keras' own graph slicing), which works for a
-    layer of the top-level graph of a functional or Sequential model whose output depends on the
-    input only through that layer. For a layer inside a nested model, or a graph with a skip
-    connection around the layer, it returns None (callers then run the whole model with
-    `forward(..., replace=)`). Cached per (model, layer). Run it with `forward(head, A)` to get
-    pre-softmax logits.
+    Cut with Keras' own graph slicing, `keras.Model(layer output, model output)`, which works when
+    the output depends on the input only through that layer. A layer inside nested models is cut
+    level by level (the rest of the base, then the rest of the outer model) and the pieces are
+    chained in one model. A skip connection around the layer (or a subclassed model) gives None:
+    callers then run the whole model with `forward(..., replace=)`. Cached per (model, layer).
+    Run it with `forward(head, A)` to get pre-softmax logits.
     """
     cache = _HEADS.setdefault(model, {})
     if id(layer) in cache:
         return cache[id(layer)]
+    path = next((p for _, lyr, p in iter_layers(model) if lyr is layer), None)
+    pieces = []
+    for parent, child in zip(reversed(path or []), [layer] + list(reversed(path or []))[:-1]):
+        pieces.append(_cut_after(parent, child))
     head = None
-    graph = model._functional if isinstance(model, keras.Sequential) else model
-    top_level = graph is not None and any(lyr is layer for lyr in model.layers)
-    if top_level and hasattr(graph, "_run_through_graph") and len(graph.outputs) == 1:
-        # the layer's node in this graph (a layer reused from a Sequential has one node per graph)
-        outputs = [node.output_tensors for nodes in graph._nodes_by_depth.values() for node in nodes
-                   if node.operation is layer]
-        if len(outputs) == 1 and len(outputs[0]) == 1:
-            try:
-                head = keras.Model(outputs[0][0], graph.outputs[0], name=f"{model.name}_head")
-            except (ValueError, AttributeError, TypeError, KeyError):
-                head = None
+    if pieces and all(p is not None for p in pieces):
+        pieces = [p for p in pieces if p is not _IDENTITY]
+    if pieces and all(p is not None for p in pieces):
+        head = pieces[0]
+        if len(pieces) > 1:
+            inp = keras.Input(batch_shape=tuple(pieces[0].inputs[0].shape), dtype=pieces[0].inputs[0].dtype)
+            out = inp
+            for piece in pieces:
+                out = piece(out)
+            head = keras.Model(inp, out, name=f"{model.name}_head")
     cache[id(layer)] = head
     return head
 

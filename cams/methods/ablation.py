@@ -21,13 +21,12 @@ class AblationCAM(LayerExplainer):
     S = the target's pre-softmax logit; S_k = the same logit when channel k of A is set to zero;
     w_k = (S - S_k) / S (0 where S = 0); L = ReLU(sum_k w_k A^k).
 
-    The ablated copies of A only run through the head, the layers after the feature layer: for a
-    layer of the model's top-level graph whose output depends on the input only through it, the
-    head is cut out as a Keras model (`model_graph.head_model`). Otherwise (a layer inside a nested
-    base, or a skip connection around it) each ablated copy runs the whole model with A replaced
-    (`model_graph.forward(..., replace=)`), which is correct but costs full passes. Channels that
-    are identically zero are skipped (ablating them changes nothing). At most `batch_size` ablated
-    copies exist at once, in one compiled graph per image.
+    The ablated copies of A only run through the head, the layers after the feature layer, cut out
+    of the model as a Keras model by `model_graph.head_model` (a layer inside a nested base is cut
+    level by level). Where no head can be cut (a skip connection around the layer), each ablated
+    copy runs the whole model with A replaced (`model_graph.forward(..., replace=)`): correct, but
+    full passes. Channels that are identically zero are skipped (ablating them changes nothing).
+    At most `batch_size` ablated copies exist at once, in one compiled graph per image.
 
     Args:
         model: a Keras classifier (Sequential or functional, nested bases included).
