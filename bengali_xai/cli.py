@@ -76,7 +76,20 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Explain test digits with Grad-CAM family maps; writes one triplet figure "
                                    "(input | heatmap | overlay) per method, DIR/methods_grid.png and "
                                    "DIR/explain.json (share of map energy on the digit strokes).")
-    p.add_argument("--model", required=True, metavar="FILE", help="a .keras model written by `bengali-xai train`")
+    p.add_argument("--model", metavar="FILE", help="a .keras model written by `bengali-xai train`")
+    p.add_argument("--arch", metavar="NAME",
+                   help="instead of --model: a keras.applications ImageNet classifier by name (VGG16, ResNet50, "
+                        "Xception, MobileNetV2, ...); digits are resized to its input, copied to 3 channels and "
+                        "passed through its preprocess_input, and Grad-CAM explains its top-1 ImageNet class "
+                        "(the study's Figure 9): DIR/imagenet_gradcam.png, DIR/imagenet_explain.json")
+    p.add_argument("--weights", default="imagenet",
+                   help="with --arch: imagenet (downloaded by Keras, needs network), none (random) or PATH to "
+                        "a local weights file of the full model (default: imagenet)")
+    p.add_argument("--input-size", type=_positive, metavar="PX",
+                   help="with --arch: input side (default: the architecture's own, 224 or 299)")
+    p.add_argument("--labels", metavar="FILE",
+                   help="with --arch: ImageNet class names (one per line, JSON list or Keras' "
+                        "imagenet_class_index.json); default: Keras' cached index, else class numbers")
     _add_data(p)
     p.add_argument("--methods", default="gradcam,gradcam++,smoothgradcam++,scorecam",
                    help="comma-separated method names, any that `cams methods` lists except lcam (which needs training); "
@@ -174,6 +187,12 @@ def cmd_baselines(args: argparse.Namespace) -> None:
 
 
 def cmd_explain(args: argparse.Namespace) -> None:
+    if bool(args.model) == bool(args.arch):
+        raise BengaliXAIError("give exactly one of --model FILE (a trained digit CNN) and --arch NAME "
+                              "(a keras.applications ImageNet classifier)")
+    if args.arch:
+        cmd_explain_imagenet(args)
+        return
     methods = _parse_methods(args.methods)  # fail before loading anything
     _check_model_file(args.model)
     data = _load(args)
@@ -183,6 +202,21 @@ def cmd_explain(args: argparse.Namespace) -> None:
     model = load_model(args.model)
     r = explain(model, data, methods, args.out, n=args.n, layer=args.layer, seed=args.seed,
                 energy_samples=args.energy_samples)
+    print("wrote:")
+    _print_files(r["files"])
+
+
+def cmd_explain_imagenet(args: argparse.Namespace) -> None:
+    """`explain --arch`: Grad-CAM of an ImageNet classifier for its top-1 class on test digits."""
+    _import_tensorflow_quietly()
+    from .explain import explain_imagenet, imagenet_classifier
+
+    model, preprocess = imagenet_classifier(args.arch, args.weights, args.input_size)
+    data = _load(args)
+    r = explain_imagenet(model, preprocess, data, args.out, n=args.n, layer=args.layer, seed=args.seed,
+                         labels=args.labels)
+    for name, k in zip(r["true"], r["top1_name"]):
+        print(f"digit {name}: top-1 {k}")
     print("wrote:")
     _print_files(r["files"])
 

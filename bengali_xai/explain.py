@@ -137,3 +137,98 @@ def explain(
     }
     files["summary"] = str(write_json(out / "explain.json", summary))
     return dict(summary, files=files)
+
+
+# ---------------------------------------------------------------------------------------------
+# Figure 9: Grad-CAM of an ImageNet classifier on digit images
+# ---------------------------------------------------------------------------------------------
+
+def imagenet_classifier(arch: str, weights: str | None = "imagenet", input_size: int | None = None):
+    """`keras.applications.<arch>` with its classification head, and that module's `preprocess_input`.
+
+    Args:
+        arch: any keras.applications classifier by name (VGG16, ResNet50, Xception, MobileNetV2, ...).
+        weights: "imagenet" (downloaded by Keras; offline it is one BengaliXAIError line), "none"/None
+            (random initialisation) or the path of a local weights file for the full model (with top).
+        input_size: square input side; default the architecture's own (224 or 299; 224 when it has none).
+    Returns:
+        (model, preprocess_input).
+    """
+    import importlib
+
+    import keras
+
+    build = getattr(keras.applications, arch, None)
+    if not callable(build) or not arch[:1].isupper():
+        names = sorted(n for n in dir(keras.applications) if n[:1].isupper())
+        raise BengaliXAIError(f"unknown --arch {arch!r}: choose a keras.applications classifier, one of "
+                              f"{', '.join(names)}")
+    preprocess = getattr(importlib.import_module(build.__module__), "preprocess_input", None)
+    if preprocess is None:
+        raise BengaliXAIError(f"--arch {arch}: its module {build.__module__} has no preprocess_input")
+    if weights in ("none", "None", ""):
+        weights = None
+    if weights not in (None, "imagenet") and not Path(weights).is_file():
+        raise BengaliXAIError(f"--weights {weights}: file not found; give a local weights file of the full "
+                              f"{arch} (with its 1000-class top), 'imagenet' (needs network access) or 'none'")
+    kwargs = {"input_shape": (input_size, input_size, 3)} if input_size else {}
+    try:
+        model = build(weights=weights, include_top=True, classes=1000, **kwargs)
+    except Exception as err:  # keras.utils.get_file raises a bare Exception when the download fails
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        if weights == "imagenet" and ("URL fetch failure" in first or isinstance(err, OSError)
+                                      or "urlopen" in first.lower()):
+            raise BengaliXAIError(f"{arch} ImageNet weights could not be downloaded ({first}): run with network "
+                                  f"access, or pass --weights PATH to a local .h5, or --weights none") from None
+        raise BengaliXAIError(f"--arch {arch} --weights {weights}: {first}") from None
+    return model, preprocess
+
+
+def digits_to_rgb(images: np.ndarray, size: int) -> np.ndarray:
+    """Grey digits (N, h, w[, 1]) in [0, 1] -> (N, size, size, 3) in [0, 255] (bilinear, grey copied to RGB)."""
+    import tensorflow as tf
+
+    x = np.asarray(images, np.float32)
+    x = x[..., None] if x.ndim == 3 else x
+    x = tf.image.resize(x, (size, size), method="bilinear").numpy()
+    return np.repeat(np.clip(x, 0.0, 1.0), 3, axis=-1) * 255.0
+
+
+def explain_imagenet(
+    model,
+    preprocess,
+    data: DigitData,
+    out: str | os.PathLike,
+    n: int = 3,
+    layer: str | None = None,
+    seed: int = 0,
+    labels: str | None = None,
+) -> dict[str, Any]:
+    """Grad-CAM of an ImageNet classifier for its top-1 ImageNet class on n test digits (the Bengali
+    study's Figure 9): `<out>/imagenet_gradcam.png` (input | heatmap | overlay, titled with the class
+    name) and `<out>/imagenet_explain.json`. Class names come from Keras' ImageNet class index
+    (`labels` = a local names file); without them the titles say "class N"."""
+    import cams
+    from cams.core.labels import class_names_for, describe
+    from cams.methods import registry
+
+    size = int(model.input_shape[1])
+    idx = pick_examples(data, n, seed)
+    shown = digits_to_rgb(data.x[idx], size)
+    x = np.asarray(preprocess(shown.copy()), np.float32)
+    logits = model.predict(x, verbose=0)
+    top = logits.argmax(axis=1)
+    try:
+        names = class_names_for(int(logits.shape[1]), labels)
+        maps = registry.make_explainer("gradcam", model, layer=layer)(x, targets=top)
+    except ValueError as err:
+        raise BengaliXAIError(str(err)) from None
+    titles = [f"digit {int(t)}: {describe(k, names)}" for t, k in zip(data.y[idx], top)]
+    out = Path(out)
+    fig = cams.viz.save_triplets(shown / 255.0, maps, out / "imagenet_gradcam.png", titles=titles)
+    summary = {"model": model.name, "input_size": size, "layer": layer or "last 4-D layer",
+               "images": [int(i) for i in idx], "true": [int(v) for v in data.y[idx]],
+               "top1_class": [int(k) for k in top], "top1_name": [describe(k, names) for k in top],
+               "class_names": "ImageNet class index" if names else "unavailable (class numbers shown)"}
+    files = {"imagenet_gradcam": str(fig), "summary": str(write_json(out / "imagenet_explain.json", summary))}
+    return dict(summary, files=files)
