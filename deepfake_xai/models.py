@@ -109,6 +109,11 @@ def count_params(model: keras.Model) -> int:
     return int(model.count_params())
 
 
+def trainable_params(model: keras.Model) -> int:
+    """Number of trainable parameters (what PyTorch's sum of p.numel() over parameters() counts)."""
+    return int(sum(int(keras.ops.size(w)) for w in model.trainable_weights))
+
+
 def describe_params(model: keras.Model) -> str:
     """Parameter counts as the seed reports them (Q22: the backbone; Q24: what the new head adds)."""
     total = count_params(model)
@@ -120,6 +125,10 @@ def describe_params(model: keras.Model) -> str:
         original_fc = 2048 * 1000 + 1000  # Xception's own 1000-class fc that the MLP replaces
         lines.append(f"  Xception backbone (no top): {n_base:,}; with its 1000-class fc: {n_base + original_fc:,}")
         lines.append(f"  MLP head 2048-1000-256-64-2: {head:,} (adds {head - original_fc:,} over the original fc)")
+        n_train, n_base_train = trainable_params(model), trainable_params(base)
+        lines.append(f"  trainable only (PyTorch's count: BatchNorm moving mean/variance, {n_base - n_base_train:,} "
+                     f"here, are buffers there): backbone with its fc {n_base_train + original_fc:,}; "
+                     f"this model {n_train:,}")
     return "\n".join(lines)
 
 

@@ -8,7 +8,7 @@ import pytest
 from cams.training import set_mixed_precision
 from deepfake_xai.cli import main
 from deepfake_xai.models import (WeightsError, build_model, cam_layer, describe_params, load_checkpoint,
-                                 simplenet, xception_based)
+                                 simplenet, trainable_params, xception_based)
 
 
 def _conv(k, cin, cout):
@@ -115,3 +115,17 @@ def test_mixed_precision_keeps_float32_logits():
         assert out.dtype == "float32"
     finally:
         set_mixed_precision(False)
+
+
+def test_xception_trainable_counts_are_the_reports():
+    """The report's 22,855,952 (Xception with its fc) and 23,128,786 (with the MLP head) count trainable
+    parameters only; Keras' totals add the BatchNorm moving statistics (54,528)."""
+    model = xception_based(71, weights=None)
+    base = model.get_layer("xception")
+    head = _dense(2048, 1000) + _dense(1000, 256) + _dense(256, 64) + _dense(64, 2)
+    bn_stats = sum(2 * l.moving_mean.shape[0] for l in base.layers if isinstance(l, keras.layers.BatchNormalization))
+    assert base.count_params() - trainable_params(base) == bn_stats
+    text = describe_params(model)
+    assert f"backbone with its fc {trainable_params(base) + _dense(2048, 1000):,}" in text
+    assert f"this model {trainable_params(base) + head:,}" in text
+
