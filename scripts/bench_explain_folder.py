@@ -65,7 +65,7 @@ def time_predict(model_path: Path, folder: Path, batch_size: int) -> float:
     t = time.perf_counter()
     model = load_keras_model(model_path)
     _, h, w, c = model.input_shape
-    images = image_stream(list_images([folder]), (h, w), c, batch_size=batch_size).map(lambda i, x, ok: x)
+    images = image_stream(list_images([folder]), (h, w), c, batch_size=batch_size).map(lambda i, x, why: x)
     model.predict(images, verbose=0)
     return time.perf_counter() - t
 

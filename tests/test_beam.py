@@ -16,12 +16,12 @@ from cams.distributed import local
 from cams_models import conv_gap_dense
 
 METHODS = "gradcam,gradcam++,scorecam,lcam"
-CORRUPT = ["b/broken.png", "c/empty.jpg"]
+CORRUPT = ["b/broken.png", "c/cut.jpg", "c/empty.jpg"]
 
 
 @pytest.fixture(scope="module")
 def job(tmp_path_factory):
-    """A tiny saved model, an (untrained) L-CAM file for it, 40 images in three folders and 2 corrupt files."""
+    """A tiny saved model, an (untrained) L-CAM file for it, 40 images in three folders and 3 corrupt files."""
     root = tmp_path_factory.mktemp("beam")
     model = conv_gap_dense(size=16, softmax=True)
     model.save(root / "m.keras")
@@ -32,7 +32,10 @@ def job(tmp_path_factory):
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(rng.integers(0, 255, (20 + i % 7, 18, 3), dtype=np.uint8)).save(folder / f"{i:02d}.png")
     (root / "imgs" / CORRUPT[0]).write_bytes(b"\x89PNG but not really")
-    (root / "imgs" / CORRUPT[1]).write_bytes(b"")
+    jpeg = root / "whole.jpg"
+    Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(jpeg)
+    (root / "imgs" / CORRUPT[1]).write_bytes(jpeg.read_bytes()[:-200])  # a JPEG cut short
+    (root / "imgs" / CORRUPT[2]).write_bytes(b"")
     return root
 
 
@@ -47,11 +50,13 @@ def outputs(out: Path):
 
 def test_beam_outputs_equal_single_process_outputs(job, tmp_path, capsys):
     assert main(argv(job, tmp_path / "local")) == 0
-    assert "42 images: 0 already done, 40 explained now, 2 unreadable" in capsys.readouterr().out
+    first = capsys.readouterr()
+    assert "43 images: 0 already done, 40 explained now, 3 unreadable" in first.out
     assert main(argv(job, tmp_path / "beam", "--runner", "DirectRunner")) == 0
     captured = capsys.readouterr()
-    assert "42 images: 0 already done, 40 explained now, 2 unreadable" in captured.out
-    assert all(c in captured.err for c in CORRUPT)
+    assert "43 images: 0 already done, 40 explained now, 3 unreadable" in captured.out
+    skipped = sorted(line for line in captured.err.splitlines() if line.startswith("skipped "))  # file: reason
+    assert len(skipped) == 3 and skipped == sorted(line for line in first.err.splitlines() if line.startswith("skipped "))
     names = outputs(tmp_path / "local")
     assert len(names) == 40 * 5 and "maps/a/deep/15.png.npz" in names and "overlays/b/01.png.lcam.png" in names
     assert outputs(tmp_path / "beam") == names
@@ -81,14 +86,14 @@ def run_pipeline(job, out, num_workers=None):
 def test_corrupt_files_are_counted_and_a_rerun_recomputes_only_deleted_outputs(job, tmp_path):
     out = tmp_path / "out"
     counts, first = run_pipeline(job, out)
-    assert counts == {"images": 42, "already_done": 0, "unreadable": 2, "explained": 40}
+    assert counts == {"images": 43, "already_done": 0, "unreadable": 3, "explained": 40}
     npzs = sorted(n for n in first if n.endswith(".npz"))
     deleted = npzs[::2]
     saved = {n: dict(np.load(out / n)) for n in deleted}
     for n in deleted:
         (out / n).unlink()
     counts, second = run_pipeline(job, out, num_workers=2)  # and the multi-process DirectRunner
-    assert counts == {"images": 42, "already_done": 20, "unreadable": 2, "explained": 20}
+    assert counts == {"images": 43, "already_done": 20, "unreadable": 3, "explained": 20}
     assert sorted(second) == sorted(first)
     rels = [n[len("maps/"):-len(".npz")] for n in deleted]
     rewritten = set(deleted) | {local.overlay_name(r, m) for r in rels for m in ("gradcam", "gradcam++")}
@@ -97,7 +102,7 @@ def test_corrupt_files_are_counted_and_a_rerun_recomputes_only_deleted_outputs(j
         again = np.load(out / n)
         assert np.abs(again["gradcam"] - saved[n]["gradcam"]).max() <= 1e-5
         assert int(again["predicted"]) == int(saved[n]["predicted"])
-    assert len((out / "unreadable.txt").read_text().splitlines()) == 2
+    assert len((out / "unreadable.txt").read_text().splitlines()) == 3
 
 
 def test_runner_without_the_beam_extra_is_a_one_line_error_and_the_local_path_still_works(job, tmp_path):

@@ -146,23 +146,25 @@ def write_local(out: str | Path, outputs: Mapping[str, bytes]) -> None:
 
 def image_stream(paths: Sequence[Path], size: Tuple[int, int], channels: int, scale: float = 1 / 255.0,
                  offset: float = 0.0, batch_size: int = 16) -> tf.data.Dataset:
-    """tf.data batches (index, image, ok) of `paths` decoded by `load_image`, in order, in parallel threads.
+    """tf.data batches (index, image, why) of `paths` decoded by `load_image`, in order, in parallel threads.
 
-    Unreadable files come back with ok=False and a zero image; OpenCV releases the GIL while it
-    decodes and resizes, so the threads (tf.data AUTOTUNE) decode several files at once.
+    `why` is b"" for a decoded image; an unreadable file comes back with a zero image and the reason
+    (b"not a readable image", b"truncated JPEG ..."). OpenCV releases the GIL while it decodes and
+    resizes, so the threads (tf.data AUTOTUNE) decode several files at once.
     """
     h, w = int(size[0]), int(size[1])
     names = [str(p) for p in paths]
 
     def load(i):
+        name = names[int(i)]
         try:
-            return load_image(Path(names[int(i)]), (h, w), channels, scale, offset), True
-        except ValueError:
-            return np.zeros((h, w, channels), np.float32), False
+            return load_image(Path(name), (h, w), channels, scale, offset), b""
+        except ValueError as err:
+            return np.zeros((h, w, channels), np.float32), str(err).removeprefix(name + ": ").encode("utf-8")
 
     def decode(i):
-        image, ok = tf.numpy_function(load, [i], (tf.float32, tf.bool), stateful=False)
-        return tf.cast(i, tf.int32), tf.ensure_shape(image, (h, w, channels)), tf.ensure_shape(ok, ())
+        image, why = tf.numpy_function(load, [i], (tf.float32, tf.string), stateful=False)
+        return tf.cast(i, tf.int32), tf.ensure_shape(image, (h, w, channels)), tf.ensure_shape(why, ())
 
     ds = tf.data.Dataset.range(len(names)).map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.batch(batch_size).prefetch(2)
@@ -206,10 +208,11 @@ def explain_folder(
     todo = [p for p in paths if not (out / npz_name(rel[p])).exists()]
     report = BatchReport(total=len(paths), done_before=len(paths) - len(todo), out=out)
     bar = tqdm(total=len(todo), desc="explaining", unit="img", disable=not progress)
-    for idx, x, ok in image_stream(todo, (h, w), c, scale, offset, batch_size):
-        idx, x, ok = idx.numpy(), x.numpy(), ok.numpy()
-        for i in idx[~ok]:
-            report.skipped.append((str(todo[i]), "not a readable image"))
+    for idx, x, why in image_stream(todo, (h, w), c, scale, offset, batch_size):
+        idx, x, why = idx.numpy(), x.numpy(), why.numpy()
+        ok = why == b""
+        for i, reason in zip(idx[~ok], why[~ok]):
+            report.skipped.append((str(todo[i]), reason.decode("utf-8")))
         idx, x = idx[ok], x[ok]
         if len(x):
             probs, maps = explain_batch(x)
