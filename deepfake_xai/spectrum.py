@@ -68,7 +68,8 @@ def spectrum_figure(real: np.ndarray, fake: np.ndarray, path: str | os.PathLike,
     diff = fake - real
     lim = float(np.abs(diff).max()) or 1.0
     fig, axes = plt.subplots(1, 3, figsize=(12, 4.2))
-    lo, hi = float(min(real.min(), fake.min())), float(max(real.max(), fake.max()))
+    both = np.concatenate([real.ravel(), fake.ravel()])  # the removed mean leaves a -inf-like DC bin
+    lo, hi = float(np.percentile(both, 0.5)), float(both.max())
     for ax, img, name, kw in ((axes[0], real, "real: mean log|F|", dict(cmap="viridis", vmin=lo, vmax=hi)),
                               (axes[1], fake, "fake: mean log|F|", dict(cmap="viridis", vmin=lo, vmax=hi)),
                               (axes[2], diff, "fake - real", dict(cmap="coolwarm", vmin=-lim, vmax=lim))):
