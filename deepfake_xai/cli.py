@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val", type=positive_int, default=200, help="images in the val split (default: 200)")
     p.add_argument("--test", type=positive_int, default=200, help="images in the test split (default: 200)")
     p.add_argument("--fake-fraction", type=unit_float, default=1 / 3,
-                   help="share of fakes in each split (default: 1/3, the seed's fake:real = 1:2)")
+                   help="share of fakes in each split (default: 1/3, the seed's fake:real = 1:2; --kind synthetic is "
+                        "always 1:1)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--real-images", "--source", dest="real_images", default=None, metavar="DIR",
                    help="folder of your own face photos to take real faces from instead of drawing them")

@@ -142,3 +142,21 @@ def test_plot_samples_without_data_is_one_line(tmp_path):
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "make-dataset" in lines[0] and "plot-samples: error:" in lines[0]
+
+
+def test_synthetic_dataset_from_a_face_folder(tmp_path):
+    import cv2
+
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(9):
+        cv2.imwrite(str(folder / f"{i}.png"), draw_face(rng, 40)[0][..., ::-1])
+    (folder / "notes.txt").write_text("not an image")
+    logs = []
+    root = generate_synthetic_dataset(tmp_path / "data", "mine", source=folder, face_box="center",
+                                      **dict(TINY, log=logs.append))
+    info = json.loads((root / "dataset.json").read_text())
+    assert info["real_source"] == str(folder)
+    assert any("notes.txt" in line for line in logs)
+    assert len(list((root / "test" / "fake").glob("*.png"))) == 5
