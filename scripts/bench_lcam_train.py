@@ -133,6 +133,7 @@ def old_rate(old, model, data, mode, labels, batch, epochs):
 
 def bench_model(name, model, args, old):
     import cams
+    import cams.core.model_graph
 
     layer = cams.core.model_graph.resolve_layer(model, None)
     rng = np.random.default_rng(0)

@@ -13,6 +13,7 @@ The package by role:
     losses.py      1.5 CE + 2 mean((M + 0.0005)^0.3) + 0.01 TV(M)                 (paper Eq. 6-8)
     training.py    AttentionTrainer: keras.Model with the custom train_step, SGD + schedule
     callbacks.py   images/s and lr in the logs, history across resumes, .npz checkpoints
+    data.py        ImageNet-layout folders streamed by tf.data (cams lcam-train --images)
     fileformat.py  the .npz file and the classifier fingerprint check
     explainer.py   LCAM: inference (paper Eq. 9), train/save/load/export
 """

@@ -37,10 +37,12 @@ def read_class_index(path) -> List[str]:
         try:
             items = sorted(data.items(), key=lambda kv: int(kv[0]))
         except ValueError:
-            raise ValueError(f"{p}: a class index's keys must be class numbers, e.g. {{\"0\": [\"n01440764\", \"tench\"]}}") from None
+            raise ValueError(f"{p}: a class index's keys must be class numbers, "
+                             f"e.g. {{\"0\": [\"n01440764\", \"tench\"]}}") from None
         data = [v[0] if isinstance(v, list) else v for _, v in items]
     if not isinstance(data, list) or not all(isinstance(v, str) for v in data) or len(data) < 2:
-        raise ValueError(f"{p}: expected Keras' class index {{\"0\": [\"n01440764\", \"tench\"], ...}} or a list of folder names")
+        raise ValueError(f"{p}: expected Keras' class index {{\"0\": [\"n01440764\", \"tench\"], ...}} "
+                         "or a list of folder names")
     return data
 
 
@@ -53,7 +55,8 @@ def class_folders(roots: Sequence[str | os.PathLike]) -> List[str]:
     return names
 
 
-def list_files(roots: Sequence[str | os.PathLike], classes: Optional[Sequence[str]] = None) -> Tuple[np.ndarray, np.ndarray]:
+def list_files(roots: Sequence[str | os.PathLike],
+               classes: Optional[Sequence[str]] = None) -> Tuple[np.ndarray, np.ndarray]:
     """(paths as bytes, labels int32) of the image files under `roots` (files or folders), sorted.
 
     labels: the index in `classes` of the file's nearest parent folder named there; -1 when

@@ -140,8 +140,8 @@ class LCAM(LayerExplainer):
               learning_rate: float = 0.01, labels: str = "model", loss: str = "full", batch_size: int = 64,
               lr_decay: float = training.LR_DECAY, momentum: float = training.MOMENTUM,
               weight_decay: float = training.WEIGHT_DECAY, seed: Optional[int] = None, verbose=True,
-              strategy=None, callbacks: Sequence[keras.callbacks.Callback] = (), steps_per_epoch: Optional[int] = None,
-              history_path=None) -> "LCAM":
+              strategy=None, callbacks: Optional[Sequence[keras.callbacks.Callback]] = None,
+              steps_per_epoch: Optional[int] = None, history_path=None) -> "LCAM":
         """Train the attention mechanism on a frozen `model` with `fit` and return the explainer.
 
         dataset: a tf.data.Dataset of images or (images, labels[, weights]) (batched or not), or
@@ -190,7 +190,7 @@ class LCAM(LayerExplainer):
         return lcam
 
     def _fit(self, trainer, data, epochs, steps, verbose, callbacks, history_path) -> None:
-        cbs = [ThroughputAndRate(), RecordHistory(self, history_path), *callbacks]
+        cbs = [ThroughputAndRate(), RecordHistory(self, history_path), *(callbacks or [])]
         try:
             trainer.fit(data, epochs=epochs, steps_per_epoch=steps, callbacks=cbs, shuffle=False,
                         verbose={True: 1, False: 0}.get(verbose, verbose))
