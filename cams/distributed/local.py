@@ -136,6 +136,15 @@ def image_outputs(rel: str, image: np.ndarray, maps: Mapping[str, np.ndarray], p
     return out
 
 
+def remove_partial_files(out: str | Path) -> int:
+    """Delete the temporary files a killed run left in <out>/maps and <out>/overlays (the '.name.*' of
+    `files.atomic_path`); returns how many. Only for a run that has `out` to itself."""
+    stale = [p for sub in ("maps", "overlays") for p in Path(out, sub).rglob(".*") if p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return len(stale)
+
+
 def write_local(out: str | Path, outputs: Mapping[str, bytes]) -> None:
     """Write `image_outputs` under the local folder `out`, each file atomically, in order (.npz last)."""
     for name, data in outputs.items():
@@ -205,6 +214,7 @@ def explain_folder(
     out = Path(out)
     folders = [r.resolve().as_posix() for r in roots if r.is_dir()]
     rel = {p: relative_name(p.resolve().as_posix(), folders) for p in paths}
+    remove_partial_files(out)
     todo = [p for p in paths if not (out / npz_name(rel[p])).exists()]
     report = BatchReport(total=len(paths), done_before=len(paths) - len(todo), out=out)
     bar = tqdm(total=len(todo), desc="explaining", unit="img", disable=not progress)
