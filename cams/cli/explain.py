@@ -115,7 +115,7 @@ def _explain_folder_beam(args):
         args.model, args.images, args.out, methods=args.methods, layer=args.layer, lcam=args.lcam,
         size=tuple(args.size) if args.size else None, scale=args.scale, offset=args.offset, batch_size=args.batch_size,
         overlays=not args.no_overlays, runner=args.runner, num_workers=args.direct_num_workers,
-        pipeline_args=args.beam_args,
+        pipeline_args=args.beam_args, unsafe=args.unsafe,
     )
 
 

@@ -60,6 +60,7 @@ class FolderJob:
     offset: float = 0.0
     batch_size: int = 16
     overlays: bool = True
+    unsafe: bool = False  # let Keras deserialise Lambda layers (only for model files you trust)
 
 
 def is_local(path: str) -> bool:
@@ -93,7 +94,7 @@ def build_explainers(job: FolderJob):
     from cams.core.model_io import load_keras_model
 
     with tempfile.TemporaryDirectory() as model_dir, tempfile.TemporaryDirectory() as lcam_dir:
-        model = load_keras_model(local_copy(job.model, model_dir))  # both load into memory: the copies can go
+        model = load_keras_model(local_copy(job.model, model_dir), unsafe=job.unsafe)  # loaded into memory: copies can go
         lcam = local_copy(job.lcam, lcam_dir) if job.lcam else None
         return model, explainers_for(model, SimpleNamespace(methods=job.methods, layer=job.layer, lcam=lcam))
 
@@ -262,7 +263,8 @@ def explain_folder_beam(model: str, inputs: Sequence[str], out: str, methods: st
                         layer: Optional[str] = None, lcam: Optional[str] = None,
                         size: Optional[Tuple[int, int]] = None, scale: float = 1 / 255.0, offset: float = 0.0,
                         batch_size: int = 16, overlays: bool = True, runner: str = "DirectRunner",
-                        num_workers: Optional[int] = None, pipeline_args: Sequence[str] = ()) -> BatchReport:
+                        num_workers: Optional[int] = None, pipeline_args: Sequence[str] = (),
+                        unsafe: bool = False) -> BatchReport:
     """Run the explain-folder pipeline and wait for it; the outputs equal `local.explain_folder`'s.
 
     Args:
@@ -272,6 +274,7 @@ def explain_folder_beam(model: str, inputs: Sequence[str], out: str, methods: st
         methods, layer, lcam: as `cams explain-folder --methods/--layer/--lcam` (the registry's names).
         size, scale, offset, batch_size, overlays: as `local.explain_folder`.
         runner: one of RUNNERS; num_workers: DirectRunner processes; pipeline_args: other Beam flags.
+        unsafe: let Keras deserialise Lambda layers (`cams ... --unsafe`; only for model files you trust).
 
     Returns:
         A `BatchReport` from the pipeline's counters; `skipped` lists unreadable.txt's files.
@@ -281,7 +284,7 @@ def explain_folder_beam(model: str, inputs: Sequence[str], out: str, methods: st
     options = pipeline_options(runner, num_workers, pipeline_args)
     out = str(out) if not is_local(str(out)) else Path(out).resolve().as_posix()
     job = FolderJob(model=str(model), out=out, methods=methods, layer=layer, lcam=lcam, scale=scale, offset=offset,
-                    batch_size=batch_size, overlays=overlays)
+                    batch_size=batch_size, overlays=overlays, unsafe=unsafe)
     keras_model, _ = build_explainers(job)  # fails early, with one line, on a bad model, method, layer or L-CAM file
     job = replace(job, shape=image_size(keras_model, size))
     p = beam.Pipeline(options=options)
