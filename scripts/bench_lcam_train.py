@@ -8,10 +8,11 @@ Speed: images/s of `cams.LCAM.train` (Keras fit) in steady state, against its fl
 training step needs, compiled in one tf.function on the same model and batch:
     L-CAM-Img: 2 forward passes + the backward pass through the second one (input-side gradient);
     L-CAM-Fm:  1 forward pass + the backward pass through the head (labels from the data set).
-ratio = floor images/s / L-CAM images/s (1.0 = no overhead beyond the passes). Steady state: the
-best epoch after the first (tracing and warm-up excluded) by LCAM.train's own images/s log; the old
-hand-written loop (`git show 2346014:cams/methods/lcam/__init__.py > /tmp/old_lcam.py`) is timed per
-epoch the same way (its progress bar is replaced by a timer); the floor by the median of its calls.
+ratio = floor images/s / L-CAM images/s (1.0 = no overhead beyond the passes). All three are timed
+the same way: the best epoch (--steps batches) after the first (tracing and warm-up excluded), by
+LCAM.train's own images/s log, by a timer in place of the old hand-written loop's progress bar
+(`git show 2346014:cams/methods/lcam/__init__.py > /tmp/old_lcam.py`), and by timing --steps calls
+of the floor step.
 Each is run in --rounds interleaved rounds and the best round is kept (other load on the machine
 only slows a round down).
 
@@ -85,26 +86,28 @@ def floor_step(model, layer, mode):
     return img if mode == "img" else fm
 
 
-def time_floor(model, layer, mode, x, reps):
-    """Median seconds of one compiled floor step on the batch x."""
+def floor_rate(model, layer, mode, x, batch, steps, epochs):
+    """Best images/s of the floor step over `epochs` runs of `steps` calls on batches of x (each call
+    synchronised, as a training step with a per-batch log is), the first run not counted."""
     import tensorflow as tf
 
     step = floor_step(model, layer, mode)
-    xt = tf.constant(x)
-    step(xt).numpy()
-    times = []
-    for _ in range(reps):
+    batches = [tf.constant(x[i : i + batch]) for i in range(0, batch * steps, batch)]
+    rates = []
+    for _ in range(epochs):
         t0 = time.perf_counter()
-        step(xt).numpy()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+        for xb in batches:
+            step(xb).numpy()
+        rates.append(batch * steps / (time.perf_counter() - t0))
+    return max(rates[1:])
 
 
-def new_rate(model, data, mode, labels, batch, epochs):
+def new_rate(model, data, mode, labels, batch, epochs, steps_per_execution=1):
     """Best images/s over epochs 2.. of `cams.LCAM.train` (its own per-epoch images/s log)."""
     import cams
 
-    lc = cams.LCAM.train(model, data, mode=mode, labels=labels, epochs=epochs, batch_size=batch, verbose=0)
+    lc = cams.LCAM.train(model, data, mode=mode, labels=labels, epochs=epochs, batch_size=batch, verbose=0,
+                         steps_per_execution=steps_per_execution)
     return max(lc.history["images/s"][1:])
 
 
@@ -146,8 +149,8 @@ def bench_model(name, model, args, old):
         data = x if labels == "model" else (x, y)
         b, best = args.batch, {}
         for _ in range(args.rounds):  # interleaved rounds, best of each: robust to other load on the machine
-            runs = {"floor": lambda: b / time_floor(model, layer, mode, x[:b], args.reps),
-                    "new": lambda: new_rate(model, data, mode, labels, b, args.epochs)}
+            runs = {"floor": lambda: floor_rate(model, layer, mode, x, b, args.steps, args.epochs),
+                    "new": lambda: new_rate(model, data, mode, labels, b, args.epochs, args.steps_per_execution)}
             if old is not None:
                 runs["old"] = lambda: old_rate(old, model, data, mode, labels, b, args.epochs)
             for key, run in runs.items():
@@ -176,7 +179,7 @@ def load_old(path):
 def speed(args):
     old = load_old(args.old) if args.old else None
     print(f"batch {args.batch}, {args.steps} steps per epoch, 224x224, random weights, best of {args.rounds} "
-          f"rounds; images/s")
+          f"rounds, steps_per_execution {args.steps_per_execution}; images/s")
     head = "| model | method | floor | Keras fit | fit / floor |"
     print(head + (" old loop | old / floor | new vs old speed |" if old else ""))
     print("|---" * (5 + (3 if old else 0)) + "|")
@@ -229,7 +232,7 @@ def main():
     p.add_argument("--models", default="small_cnn,resnet50", help="comma list of small_cnn, resnet50")
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--steps", type=int, default=6, help="steps per epoch")
-    p.add_argument("--reps", type=int, default=8, help="timed calls of the floor step")
+    p.add_argument("--steps-per-execution", type=int, default=1, help="LCAM.train's steps_per_execution")
     p.add_argument("--epochs", type=int, default=3, help="epochs per training run (the first is not timed)")
     p.add_argument("--rounds", type=int, default=2, help="interleaved rounds; the best is kept")
     p.add_argument("--old", default=None, help="the old cams/methods/lcam/__init__.py (from git history)")

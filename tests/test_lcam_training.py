@@ -57,12 +57,13 @@ def reference_training(model, layer, mode, batches, kernel, bias, epochs, wd=5e-
     return [p.numpy() for p in params]
 
 
-@pytest.mark.parametrize("mode", ["img", "fm"])
-def test_keras_fit_equals_the_reference_loop_within_an_epoch(mode):
+@pytest.mark.parametrize("mode,steps_per_execution", [("img", 1), ("fm", 2)])
+def test_keras_fit_equals_the_reference_loop_within_an_epoch(mode, steps_per_execution):
     keras.utils.set_random_seed(0)
     model = conv_gap_dense(size=16, softmax=True)
     x = images(STEPS * BATCH, size=16, seed=2)
-    lc = cams.LCAM.train(model, x, mode=mode, epochs=1, batch_size=BATCH, learning_rate=LR, seed=3, verbose=0)
+    lc = cams.LCAM.train(model, x, mode=mode, epochs=1, batch_size=BATCH, learning_rate=LR, seed=3, verbose=0,
+                         steps_per_execution=steps_per_execution)
     k0, b0 = L.initial_weights(lc.channels, lc.n_classes, seed=3)
     layer = resolve_layer(model, None)
     k, b = reference_training(model, layer, mode, np.split(x, STEPS), k0, b0, epochs=1)

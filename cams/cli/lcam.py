@@ -87,7 +87,7 @@ def cmd_train(args) -> int:
         model, stream, mode=args.mode, layer=args.layer, epochs=args.epochs, learning_rate=args.learning_rate,
         labels=args.labels, loss=args.loss, batch_size=args.batch_size, lr_decay=args.lr_decay, seed=args.seed,
         verbose=0 if args.quiet else 1, strategy=strategy, callbacks=callbacks, steps_per_epoch=steps,
-        history_path=backup / "lcam_history.json",
+        history_path=backup / "lcam_history.json", steps_per_execution=args.steps_per_execution,
     )
     lcam.save(out)
     hist = write_json(out.with_suffix(".history.json"), {"method": lcam.name, "images": n, **lcam.history})
@@ -176,6 +176,8 @@ def _add_train(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=64, help="images per step over all replicas (default 64)")
     p.add_argument("--steps-per-epoch", type=int, default=None,
                    help="steps per epoch (default: one pass over the images, ceil(N / batch size))")
+    p.add_argument("--steps-per-execution", type=positive_int, default=1,
+                   help="training steps per compiled call (default 1; e.g. 8 when a step takes milliseconds)")
     p.add_argument("--max-images", type=int, default=None,
                    help="train on this many images drawn at random (with --seed) from --images (default: all)")
     p.add_argument("--labels", choices=("model", "dataset"), default="model",

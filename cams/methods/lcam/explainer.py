@@ -141,7 +141,7 @@ class LCAM(LayerExplainer):
               lr_decay: float = training.LR_DECAY, momentum: float = training.MOMENTUM,
               weight_decay: float = training.WEIGHT_DECAY, seed: Optional[int] = None, verbose=True,
               strategy=None, callbacks: Optional[Sequence[keras.callbacks.Callback]] = None,
-              steps_per_epoch: Optional[int] = None, history_path=None) -> "LCAM":
+              steps_per_epoch: Optional[int] = None, history_path=None, steps_per_execution: int = 1) -> "LCAM":
         """Train the attention mechanism on a frozen `model` with `fit` and return the explainer.
 
         dataset: a tf.data.Dataset of images or (images, labels[, weights]) (batched or not), or
@@ -159,6 +159,8 @@ class LCAM(LayerExplainer):
         steps_per_epoch: needed when the dataset's length is unknown or it repeats.
         verbose: Keras' progress bar with the loss terms, accuracy and images/s (True/1, 2, False/0).
         history_path: JSON file keeping `history` across a BackupAndRestore resume.
+        steps_per_execution: training steps per compiled call (Keras' compile option): fewer
+            Python round trips when a step takes only milliseconds; callbacks see every Nth batch.
 
         Returns:
             the LCAM; `lcam.history` holds per epoch the mean weighted loss terms, the accuracy
@@ -185,7 +187,7 @@ class LCAM(LayerExplainer):
         with strategy.scope():
             trainer = lcam.trainer(labels, weight_decay)
             trainer.compile(optimizer=training.make_optimizer(learning_rate, steps, lr_decay, momentum),
-                            jit_compile=False)
+                            jit_compile=False, steps_per_execution=int(steps_per_execution))
         lcam._fit(trainer, data, int(epochs), steps, verbose, callbacks, history_path)
         return lcam
 
