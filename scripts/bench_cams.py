@@ -153,7 +153,7 @@ def gap_head_row(name, method, gap_model, layer, x, targets, reps):
               1000 * t_ours, f"{ex.forward_passes():g}", t_ours / (ex.forward_passes() * t_fwd), None, None)
 
 
-def bench_model(model, layer, x, targets, reps, title, plan, gap_model=None):
+def bench_model(model, layer, x, targets, reps, title, plan, gap_model=None, only=None):
     """Time every registered method on (x, targets); `plan` gives per-method options and image counts;
     a method that refuses the model's head (CAM) runs on `gap_model`, the same trunk with a GAP head."""
     n = len(x)
@@ -163,6 +163,8 @@ def bench_model(model, layer, x, targets, reps, title, plan, gap_model=None):
     print_header(title)
     print_row("forward pass (compiled)", 1000 * t_fwd, "1", 1.0, None, None)
     for name, method in registry.methods().items():
+        if only is not None and name not in only:
+            continue
         if method.family in SKIPPED:
             print(f"| {method.title} | skipped: {SKIPPED[method.family]} | | | | |", flush=True)
             continue
@@ -234,7 +236,9 @@ def main(argv=None) -> int:
     ap.add_argument("--models", default="cnn,xception", help="comma list of cnn,xception (default both)")
     ap.add_argument("--reps", type=int, default=3, help="timed runs per measurement (median reported)")
     ap.add_argument("--batch", type=int, default=8, help="images per batch for Xception (default 8)")
+    ap.add_argument("--methods", default=None, help="comma list of registered methods (default: all)")
     args = ap.parse_args(argv)
+    only = registry.parse_methods(args.methods) if args.methods else None
     rng = np.random.default_rng(0)
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPUs, devices: "
           f"{[d.device_type for d in tf.config.list_physical_devices()]}")
@@ -242,12 +246,12 @@ def main(argv=None) -> int:
         if name == "cnn":
             x = rng.random((32, 28, 28, 1), dtype=np.float32)
             bench_model(small_cnn(), "conv2", x, rng.integers(0, 10, 32), args.reps,
-                        "Small CNN (Bengali study), 28x28x1, batch 32", cnn_plan, gap_model=small_cnn_gap())
+                        "Small CNN (Bengali study), 28x28x1, batch 32", cnn_plan, gap_model=small_cnn_gap(), only=only)
         elif name == "xception":
             x = rng.random((args.batch, 299, 299, 3), dtype=np.float32)
             bench_model(xception_transfer(), "block14_sepconv2_act", x, rng.integers(0, 2, args.batch), args.reps,
                         f"Xception transfer model (random weights), 299x299, batch {args.batch}", xception_plan(args.batch),
-                        gap_model=xception_classifier())
+                        gap_model=xception_classifier(), only=only)
         else:
             print(f"error: unknown model {name!r}; choose from cnn, xception", file=sys.stderr)
             return 2
