@@ -103,8 +103,9 @@ def _cli(*args, cwd=None):
 
 
 def test_spectrum_separates_real_and_fake(synthetic, tmp_path):
-    r = _cli("spectrum", "-d", str(synthetic), "--out-dir", str(tmp_path))
-    assert r.returncode == 0, r.stderr
+    from deepfake_xai.cli import main
+
+    assert main(["spectrum", "-d", str(synthetic), "--out-dir", str(tmp_path)]) == 0
     res = json.loads((tmp_path / "synthetic_dataset_test_spectrum.json").read_text())
     assert (tmp_path / "figures" / "synthetic_dataset_test_spectrum.png").is_file()
     assert res["real"] == res["fake"] == 5
@@ -122,8 +123,9 @@ def test_make_dataset_synthetic_cli_and_samples_figure(tmp_path):
     assert r.returncode == 0, r.stderr
     assert (root / "synthetic_dataset" / "autogan_generator.keras").is_file()
     out = tmp_path / "out"
-    r = _cli("plot-samples", "--data-root", str(root), "--out-dir", str(out), "-n", "2")
-    assert r.returncode == 0, r.stderr
+    from deepfake_xai.cli import main
+
+    assert main(["plot-samples", "--data-root", str(root), "--out-dir", str(out), "-n", "2"]) == 0
     from PIL import Image
 
     one = Image.open(out / "figures" / "samples_of_faces_dataset.png").size
@@ -137,10 +139,11 @@ def test_make_dataset_synthetic_cli_and_samples_figure(tmp_path):
     assert two[0] == pytest.approx(one[0], rel=0.05) and two[1] == pytest.approx(2 * one[1], rel=0.1)  # 2 rows each
 
 
-def test_plot_samples_without_data_is_one_line(tmp_path):
-    r = _cli("plot-samples", "--data-root", str(tmp_path), "--out-dir", str(tmp_path / "out"))
-    assert r.returncode == 2
-    lines = r.stderr.strip().splitlines()
+def test_plot_samples_without_data_is_one_line(tmp_path, capsys):
+    from deepfake_xai.cli import main
+
+    assert main(["plot-samples", "--data-root", str(tmp_path), "--out-dir", str(tmp_path / "out")]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "make-dataset" in lines[0] and "plot-samples: error:" in lines[0]
 
 
