@@ -52,6 +52,26 @@ def _draw(source: Callable, n: int) -> np.ndarray:
     return np.stack([source()[0] for _ in range(n)]) if n else np.zeros((0, 1, 1, 3), np.uint8)
 
 
+def write_splits(folder: Path, generator, reals: dict[str, np.ndarray], bases: dict[str, np.ndarray],
+                 image_size: int, log: Callable[[str], None] = print) -> tuple[dict, dict]:
+    """Write each split's real faces and the generator's fakes of `bases` as PNGs at image_size under
+    folder/{split}/{real,fake}/ -> (counts per split, PSNR/SSIM of the fakes against their sources)."""
+    from .autogan import synthesize, to_float, to_uint8
+
+    summary, quality = {}, {}
+    for split in SPLITS:
+        fakes = to_uint8(synthesize(generator, to_float(bases[split])))
+        quality[split] = fidelity(bases[split], fakes)
+        for cls, imgs in (("real", reals[split]), ("fake", fakes)):
+            (folder / split / cls).mkdir(parents=True, exist_ok=True)
+            for k, im in enumerate(resize_to(imgs, image_size)):
+                cv2.imwrite(str(folder / split / cls / f"{k:05d}.png"), cv2.cvtColor(im, cv2.COLOR_RGB2BGR))
+        summary[split] = {"real": len(reals[split]), "fake": len(fakes)}
+        log(f"{split}: {summary[split]['real']} real, {summary[split]['fake']} fake; fakes vs their source "
+            f"faces: PSNR {quality[split]['psnr_db']:.1f} dB, SSIM {quality[split]['ssim']:.3f}")
+    return summary, quality
+
+
 def generate_synthetic_dataset(
     out_root: str | os.PathLike = "data",
     name: str = "synthetic_dataset",
@@ -79,7 +99,7 @@ def generate_synthetic_dataset(
             and up-sampling ("transpose" or "nearest"); see deepfake_xai.autogan.
         seed: one seed for the faces, the generator's initialisation and its training order.
     """
-    from .autogan import save_generator, synthesize, to_float, to_uint8, train_generator
+    from .autogan import save_generator, to_float, train_generator
 
     counts = dict(counts or DEFAULT_COUNTS)
     if set(counts) != set(SPLITS) or any(int(v) < 2 for v in counts.values()):
@@ -106,17 +126,7 @@ def generate_synthetic_dataset(
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=dest.parent))
     try:
-        summary, quality = {}, {}
-        for split in SPLITS:
-            fakes = to_uint8(synthesize(generator, to_float(bases[split])))
-            quality[split] = fidelity(bases[split], fakes)
-            for cls, imgs in (("real", reals[split]), ("fake", fakes)):
-                (tmp / split / cls).mkdir(parents=True, exist_ok=True)
-                for k, im in enumerate(resize_to(imgs, image_size)):
-                    cv2.imwrite(str(tmp / split / cls / f"{k:05d}.png"), cv2.cvtColor(im, cv2.COLOR_RGB2BGR))
-            summary[split] = {"real": len(reals[split]), "fake": len(fakes)}
-            log(f"{split}: {summary[split]['real']} real, {summary[split]['fake']} fake; fakes vs their source "
-                f"faces: PSNR {quality[split]['psnr_db']:.1f} dB, SSIM {quality[split]['ssim']:.3f}")
+        summary, quality = write_splits(tmp, generator, reals, bases, image_size, log)
         save_generator(generator, tmp)
         write_json(tmp / "dataset.json", {
             "generator": "deepfake_xai.synthetic_dataset (AutoGAN simulator, Zhang, Karaman & Chang, WIFS 2019)",

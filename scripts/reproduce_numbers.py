@@ -105,6 +105,19 @@ def summarise(rows: list[dict]) -> dict:
     return out
 
 
+def print_table(info: dict, a) -> None:
+    """The date, machine, settings and one line per study, model and metric."""
+    print(f"\n{info['date']} on {info['machine']}")
+    print(f"seeds {info['seeds']}; faces {a.image_size} px, {a.train}/{a.val}/{a.test} images, {a.epochs} epochs; "
+          f"{info['seconds']:.0f} s in all")
+    print(f"{'study':<10} {'model':<14} {'metric':<26} {'mean':>8} {'std':>7} {'min':>8} {'max':>8}")
+    for study, models in info["results"].items():
+        for model, metrics in models.items():
+            for key, s in metrics.items():
+                print(f"{study:<10} {model:<14} {key:<26} {s['mean']:>8.3f} {s['std']:>7.3f} {s['min']:>8.3f} "
+                      f"{s['max']:>8.3f}")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", default="0,1,2", help="training seeds (default: 0,1,2)")
@@ -157,15 +170,7 @@ def main(argv=None) -> int:
             "results": results}
     work.mkdir(parents=True, exist_ok=True)
     (work / "reproduce.json").write_text(json.dumps(info, indent=2))
-    print(f"\n{info['date']} on {info['machine']}")
-    print(f"seeds {seeds}; faces {a.image_size} px, {a.train}/{a.val}/{a.test} images, {a.epochs} epochs; "
-          f"{info['seconds']:.0f} s in all")
-    print(f"{'study':<10} {'model':<14} {'metric':<26} {'mean':>8} {'std':>7} {'min':>8} {'max':>8}")
-    for study, models in results.items():
-        for model, metrics in models.items():
-            for key, s in metrics.items():
-                print(f"{study:<10} {model:<14} {key:<26} {s['mean']:>8.3f} {s['std']:>7.3f} {s['min']:>8.3f} "
-                      f"{s['max']:>8.3f}")
+    print_table(info, a)
     print(f"wrote {work / 'reproduce.json'}")
     return 0
 
