@@ -1,4 +1,4 @@
-"""The paper's CNN (DESIGN section 5) as a Keras Sequential model."""
+"""The Bengali digit paper's CNN (two convolutions, max-pooling, dropout, two dense layers) as a Keras Sequential model."""
 from __future__ import annotations
 
 import keras

@@ -1,4 +1,4 @@
-"""grad_cam_analysis: Grad-CAM of one real and one fake test image (seed Q34/Q35) at conv3
+"""grad_cam_analysis: Grad-CAM of one real and one fake test image (the report's Grad-CAM figures) at conv3
 (SimpleNet) or Xception's last convolution, for the image's true class."""
 from __future__ import annotations
 

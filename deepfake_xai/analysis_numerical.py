@@ -1,4 +1,4 @@
-"""numerical_analysis: soft scores of both classes, ROC and DET curves with AUC (seed Q10/Q11).
+"""numerical_analysis: soft scores of both classes, ROC and DET curves with AUC (the report's ROC and DET figures).
 
 As in the seed, both curves use the true labels with fake (1) as the positive class, so the real
 score's curve is the mirror image of the fake score's and its AUC is about 1 - AUC(fake).

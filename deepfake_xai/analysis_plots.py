@@ -1,4 +1,4 @@
-"""plot_accuracy_and_loss: the loss figure and the accuracy figure of one training run (seed Q7)."""
+"""plot_accuracy_and_loss: the loss figure and the accuracy figure of one training run (the report's accuracy and loss figures)."""
 from __future__ import annotations
 
 import os

@@ -1,4 +1,4 @@
-"""saliency_map: gradient saliency maps of test images and per-class mean maps (seed Q31/Q32).
+"""saliency_map: gradient saliency maps of test images and per-class mean maps (the report's saliency figures).
 
 The map of an image is max over colour channels of |d S_y / d x| for its true class y (the seed's
 compute_gradient_saliency_maps), computed by `cams.Saliency`.

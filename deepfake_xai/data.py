@@ -174,7 +174,7 @@ def load_split(dataset_dir: str | os.PathLike, split: str, image_size: int, batc
 
 
 def fake_to_real(n_fake: int, n_real: int) -> str:
-    """The fake:real proportion as the seed writes it (Q9: 700 fake, 1400 real -> "1:2")."""
+    """The fake:real proportion as the report writes it (700 fake, 1400 real -> "1:2")."""
     if n_fake == 0:
         return "0:1"
     r = n_real / n_fake
@@ -182,7 +182,7 @@ def fake_to_real(n_fake: int, n_real: int) -> str:
 
 
 def summarize(dataset_dir: str | os.PathLike, check: bool = False) -> dict[str, dict]:
-    """Counts per split and class, the fake share and the fake:real proportion (seed Q9/Q15)."""
+    """Counts per split and class, the fake share and the fake:real proportion (the report's data set summary)."""
     out = {}
     check_layout(dataset_dir)
     for split in SPLITS:

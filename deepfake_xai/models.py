@@ -115,7 +115,7 @@ def trainable_params(model: keras.Model) -> int:
 
 
 def describe_params(model: keras.Model) -> str:
-    """Parameter counts as the seed reports them (Q22: the backbone; Q24: what the new head adds)."""
+    """Parameter counts as the report gives them (the backbone, and what the new head adds)."""
     total = count_params(model)
     lines = [f"{model.name}: {total:,} parameters"]
     base = next((l for l in model.layers if isinstance(l, keras.Model)), None)

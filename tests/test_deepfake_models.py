@@ -57,7 +57,7 @@ def test_xception_based_head_and_counts():
     head = _dense(2048, 1000) + _dense(1000, 256) + _dense(256, 64) + _dense(64, 2)
     assert model.count_params() - base.count_params() == head
     text = describe_params(model)
-    assert f"{head:,}" in text and f"{head - _dense(2048, 1000):,}" in text  # seed Q24: 272,834 added
+    assert f"{head:,}" in text and f"{head - _dense(2048, 1000):,}" in text  # the report: 272,834 added
     assert model(np.zeros((1, 71, 71, 3), np.float32)).shape == (1, 2)
     assert cam_layer(model) is None  # cams finds Xception's last conv inside the nested base
     with pytest.raises(ValueError, match=">= 71"):

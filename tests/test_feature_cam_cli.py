@@ -128,8 +128,8 @@ def test_command_all_combinations_with_canny(saved, capsys):
     "extra, message",
     [
         (["--base", "gradcam,scorecam"], "unknown base 'scorecam'; choose from gradcam, gradcam++, smoothgradcam++"),
-        (["--limit", "0"], "--limit must be >= 1, got 0"),
-        (["--percentile", "100"], "--percentile must be in [0, 100), got 100"),
+        (["--limit", "0"], "argument --limit: expected a number >= 1, got 0"),
+        (["--percentile", "100"], "argument --percentile: expected a percentile between 0 and 100 (exclusive), got 100"),
         (["--layer", "nope"], "no layer named 'nope'"),
     ],
 )

@@ -113,8 +113,7 @@ def test_errors_are_one_readable_line(saved, capsys, argv, message):
 
 @pytest.mark.parametrize("command", ["lcam-train", "lcam-eval"])
 def test_help_explains_every_option(command, capsys):
-    with pytest.raises(SystemExit):
-        main([command, "--help"])
+    assert main([command, "--help"]) == 0
     out = capsys.readouterr().out
     for option in ("--model", "--images", "--out", "--scale", "--offset", "--layer", "--batch-size"):
         assert option in out

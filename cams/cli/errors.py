@@ -170,7 +170,10 @@ def run_command(prog: str, parser: argparse.ArgumentParser, argv: Optional[Seque
         parser.add_argument("--debug", action="store_true", help="show the full traceback instead of one-line errors")
     except argparse.ArgumentError:  # the parser already has it
         pass
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # argparse printed its usage line and message (or --help)
+        return 0 if exit_.code is None else int(exit_.code)
     command = getattr(args, "command", None)
     where = f"{prog} {command}" if command else prog
     try:

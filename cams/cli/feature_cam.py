@@ -36,16 +36,6 @@ def cmd_feature_cam(args) -> int:
     from cams.methods.feature_cam.edges import edge_maps
 
     bases = _comma_list(args.base, fcm.base_names(), "base")
-    if args.limit is not None and args.limit < 1:
-        raise ValueError(f"--limit must be >= 1, got {args.limit}")
-    if args.rows < 1:
-        raise ValueError(f"--rows must be >= 1, got {args.rows}")
-    if not 0 <= args.percentile < 100:
-        raise ValueError(f"--percentile must be in [0, 100), got {args.percentile}")
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.k < 0:
-        raise ValueError(f"--k must be >= 0, got {args.k}")
     combinations = fcm.ALL_COMBINATIONS if args.all_combinations else fcm.TOP_FIVE
     model = load_model(args.model, unsafe=args.unsafe)
     x, kept = images_for(model, args)
