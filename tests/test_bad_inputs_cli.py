@@ -65,7 +65,7 @@ CASES = {
     "cli-feature-k-nan": ("cams", FEATURE + ["--k", "nan"], 2, r"--k: expected a finite number"),
     "cli-feature-k-negative": ("cams", FEATURE + ["--k", "-1"], 2, r"--k: expected a number between 0 and 1, got -1"),
     "cli-lcam-epochs-0": ("cams", ["lcam-train", "--model", "{m}", "--images", "{imgs}", "--out", "{tmp}/l.npz", "--epochs", "0"],
-                          2, r"epochs must be >= 1, got 0"),
+                          2, r"--epochs: expected a number >= 1, got 0"),
     "cli-lcam-rise-masks-0": ("cams", ["lcam-eval", "--model", "{m}", "--images", "{imgs}", "--lcam", "x.npz", "--out",
                                        "{tmp}/o", "--rise-masks", "0"], 2, r"--rise-masks: expected a number >= 1"),
     "cli-bengali-epochs-0": ("bengali-xai", ["train", "--epochs", "0", "--out", "{tmp}/o"], 2, r"expected a number >= 1, got 0"),

@@ -82,7 +82,7 @@ def test_markdown_table_by_hand():
         (["lcam-train", "--model", "{m}", "--images", "{d}", "--labels", "dataset", "--class-index", "{m}",
           "--out", "{r}/a.npz"], "not a readable JSON class index"),
         (["lcam-train", "--model", "{m}", "--images", "{d}", "--steps-per-epoch", "0", "--out", "{r}/a.npz"],
-         "--steps-per-epoch must be >= 1"),
+         "argument --steps-per-epoch: expected a number >= 1, got 0"),
         (["lcam-train", "--model", "{m}", "--images", "{d}", "--labels", "dataset", "--class-names", "real,other",
           "--out", "{r}/a.npz"], "no parent folder is named after a class"),
         (["lcam-train", "--model", "{m}", "--images", "{d}", "--layer", "nope", "--out", "{r}/a.npz"],

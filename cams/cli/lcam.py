@@ -74,9 +74,6 @@ def cmd_train(args) -> int:
     out = Path(args.out)
     if out.suffix != ".npz":
         raise ValueError(f"--out must be a .npz file, got {out}")
-    for name in ("steps_per_epoch", "max_images"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     strategy = cams.training.make_strategy(args.strategy)
     with strategy.scope():  # a TPU needs the classifier's variables on its devices
         model = load_model(args.model, unsafe=args.unsafe)
@@ -114,8 +111,6 @@ def cmd_eval(args) -> int:
     unknown = [m for m in methods if m not in lcam_eval.BASELINES]
     if unknown:
         raise ValueError(f"unknown method {unknown[0]!r}; choose from {', '.join(lcam_eval.BASELINES)}")
-    if args.rise_masks < 1:
-        raise ValueError(f"--rise-masks must be >= 1, got {args.rise_masks}")
     model = load_model(args.model, unsafe=args.unsafe)
     lcams = [cams.LCAM.load(f, model, strict=not args.no_strict) for f in files]
     x, kept = images_for(model, args)
@@ -170,15 +165,15 @@ def _add_train(subparsers) -> None:
     p.add_argument("--out", required=True,
                    help="output .npz file (the classifier is not stored in it); rewritten after every epoch")
     p.add_argument("--layer", default=None, help="feature layer (default: the last layer with a 4-D output; see `cams layers`)")
-    p.add_argument("--epochs", type=int, default=8, help="training epochs (default 8, as the official VGG-16 script)")
-    p.add_argument("--learning-rate", type=float, default=0.01, help="initial SGD learning rate (default 0.01)")
-    p.add_argument("--lr-decay", type=float, default=0.75, help="learning rate factor per epoch (default 0.75)")
-    p.add_argument("--batch-size", type=int, default=64, help="images per step over all replicas (default 64)")
-    p.add_argument("--steps-per-epoch", type=int, default=None,
+    p.add_argument("--epochs", type=positive_int, default=8, help="training epochs (default 8, as the official VGG-16 script)")
+    p.add_argument("--learning-rate", type=positive_float, default=0.01, help="initial SGD learning rate (default 0.01)")
+    p.add_argument("--lr-decay", type=positive_float, default=0.75, help="learning rate factor per epoch (default 0.75)")
+    p.add_argument("--batch-size", type=positive_int, default=64, help="images per step over all replicas (default 64)")
+    p.add_argument("--steps-per-epoch", type=positive_int, default=None,
                    help="steps per epoch (default: one pass over the images, ceil(N / batch size))")
     p.add_argument("--steps-per-execution", type=positive_int, default=1,
                    help="training steps per compiled call (default 1; e.g. 8 when a step takes milliseconds)")
-    p.add_argument("--max-images", type=int, default=None,
+    p.add_argument("--max-images", type=positive_int, default=None,
                    help="train on this many images drawn at random (with --seed) from --images (default: all)")
     p.add_argument("--labels", choices=("model", "dataset"), default="model",
                    help="model: the classifier's top-1 predictions (paper's model-truth labels, default); "
