@@ -62,10 +62,13 @@ def test_fakes_are_close_to_their_source_faces():
           f"(against other faces: {shuffled['psnr_db']:.1f} dB, {shuffled['ssim']:.3f})")
     assert own["psnr_db"] > shuffled["psnr_db"] + 3.0
     assert own["ssim"] > shuffled["ssim"]
-    from skimage.metrics import peak_signal_noise_ratio
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity  # the reference (dev extra)
 
     assert own["psnr_db"] == pytest.approx(np.mean([peak_signal_noise_ratio(a, b, data_range=255)
-                                                    for a, b in zip(faces, fakes)]))
+                                                    for a, b in zip(faces, fakes)]), rel=1e-5)
+    assert own["ssim"] == pytest.approx(np.mean([  # Wang et al.'s Gaussian window, as tf.image.ssim
+        structural_similarity(a, b, data_range=255, channel_axis=-1, gaussian_weights=True, sigma=1.5,
+                              use_sample_covariance=False) for a, b in zip(faces, fakes)]), abs=1e-5)
 
 
 @pytest.mark.parametrize("upsampling", ["transpose", "nearest"])
