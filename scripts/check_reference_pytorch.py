@@ -106,14 +106,29 @@ def normalise(maps):
     return np.where(hi > lo, (maps - lo) / np.where(hi > lo, hi - lo, 1), 0)
 
 
+class GradCAMPlusPlusWithoutAlphaNorm(cams.GradCAMPlusPlus):
+    """Grad-CAM++ with alpha = g^2 / (2 g^2 + sum_ab A_ab g^3) used as is (pytorch-grad-cam's variant)."""
+
+    def weights(self, A, d):
+        import tensorflow as tf
+
+        denom = 2.0 * d.second + d.third * tf.reduce_sum(A, axis=[1, 2], keepdims=True)
+        alpha = d.second / tf.where(denom != 0.0, denom, tf.ones_like(denom))
+        return tf.reduce_sum(alpha * tf.nn.relu(d.first), axis=[1, 2])
+
+
 def grad_cam_lib(x, targets, mlp, tmlp, gap, tgap):
     import torch
-    from pytorch_grad_cam import AblationCAM, EigenCAM, HiResCAM, LayerCAM, XGradCAM
+    from pytorch_grad_cam import AblationCAM, EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     xt = torch.tensor(x.transpose(0, 3, 1, 2).copy())
     chosen = [ClassifierOutputTarget(int(t)) for t in targets]
     for ours_cls, peer_cls, model, tmodel, note in [
+        (cams.GradCAM, GradCAM, mlp, tmlp, ""),
+        (cams.GradCAMPlusPlus, GradCAMPlusPlus, mlp, tmlp, "we normalise alpha by its spatial sum, as the authors' code "
+         "and tf-keras-vis; the peer does not (next row)"),
+        (GradCAMPlusPlusWithoutAlphaNorm, GradCAMPlusPlus, mlp, tmlp, "our Grad-CAM++ without that normalisation"),
         (cams.HiResCAM, HiResCAM, mlp, tmlp, ""),
         (cams.XGradCAM, XGradCAM, mlp, tmlp, ""),
         (cams.LayerCAM, LayerCAM, mlp, tmlp, "one layer; the peer fuses several layers by their mean, the paper (and we) by max with tanh scaling"),
