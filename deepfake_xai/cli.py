@@ -37,12 +37,8 @@ def _add_analysis_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-b", "--batch-size", type=positive_int, default=32, help="images per forward/backward pass (default: 32)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of all subcommands."""
-    parser = argparse.ArgumentParser(prog=PROG, description="Real/fake face detection with SimpleNet and "
-                                     "an Xception transfer model, explained with saliency maps and Grad-CAM.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
+def _add_make_dataset(sub: argparse._SubParsersAction) -> None:
+    """`make-dataset` (alias make_dataset): size, split and source options of the planted or synthetic data set."""
     p = sub.add_parser("make-dataset", aliases=["make_dataset"],
                        help="generate the planted-face data set, or (--kind synthetic) the GAN-simulated one",
                        description="Generate an embedded data set. --kind planted (default): real faces "
@@ -80,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--upsampling", choices=("transpose", "nearest"), default="transpose",
                    help="decoder up-sampling: transposed convolution or nearest + conv (default: transpose)")
 
+
+def _add_spectrum(sub: argparse._SubParsersAction) -> None:
+    """`spectrum`: the data set, split and image limit of the Fourier spectrum figure."""
     p = sub.add_parser("spectrum", help="mean log-magnitude Fourier spectrum of real vs fake images",
                        description="Mean centred log-magnitude spectrum of the real and the fake images of one "
                        "split and their difference: OUT_DIR/figures/<dataset>_<split>_spectrum.png and "
@@ -89,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=positive_int, default=None, help="at most this many images per class")
     p.add_argument("--out-dir", default="out", help="figure under OUT_DIR/figures (default: out)")
 
+
+def _add_plot_samples(sub: argparse._SubParsersAction) -> None:
+    """`plot-samples` (alias plot_samples_of_faces_dataset): the data sets and samples of Figure 1."""
     p = sub.add_parser("plot-samples", aliases=["plot_samples_of_faces_dataset"],
                        help="real and fake samples of each data set (plot_samples_of_faces_dataset.py)",
                        description="Figure 1: a row of real and a row of fake samples for each data set under "
@@ -101,11 +103,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="which images are shown (default: 0)")
     p.add_argument("--out-dir", default="out", help="figure under OUT_DIR/figures (default: out)")
 
+
+def _add_summary(sub: argparse._SubParsersAction) -> None:
+    """`summary`: the data set to count, and whether to decode every file."""
     p = sub.add_parser("summary", help="count images per split and class, fake:real proportion",
                        description="Counts of real and fake images per split and the fake:real proportion.")
     _add_data_args(p)
     p.add_argument("--check", action="store_true", help="also decode every file and count unreadable ones")
 
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    """`train` (alias train_main): model, optimiser, input, device and checkpoint options of a training run."""
     p = sub.add_parser("train", aliases=["train_main"], help="train SimpleNet or XceptionBased (train_main.py)",
                        description="Train a detector; per-epoch train/val/test loss and accuracy are appended "
                        "to OUT_DIR/<dataset>_<model>_<optimizer>.json, the best-validation model is kept in "
@@ -138,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", type=int, choices=(0, 1, 2), default=None,
                    help="Keras output: 0 silent, 1 progress bar, 2 one line per epoch (default: auto)")
 
+
+def _add_plot_accuracy_and_loss(sub: argparse._SubParsersAction) -> None:
+    """`plot-accuracy-and-loss` (alias plot_accuracy_and_loss): the training JSON and figure names."""
     p = sub.add_parser("plot-accuracy-and-loss", aliases=["plot_accuracy_and_loss"],
                        help="loss and accuracy figures of a run (plot_accuracy_and_loss.py)",
                        description="Plot train/val/test loss and accuracy per epoch from a training JSON.")
@@ -147,12 +158,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", type=int, default=-1, help="which run of the JSON list (default: -1, the latest)")
     p.add_argument("--out-dir", default="out", help="figures go under OUT_DIR/figures (default: out)")
 
+
+def _add_numerical_analysis(sub: argparse._SubParsersAction) -> None:
+    """`numerical-analysis` (alias numerical_analysis): the shared analysis options only."""
     p = sub.add_parser("numerical-analysis", aliases=["numerical_analysis"],
                        help="soft scores, ROC and DET curves with AUC (numerical_analysis.py)",
                        description="Soft scores of the real and the fake class on the test split; ROC and DET "
                        "curves with AUC for both scores (positive class = fake, as in the seed).")
     _add_analysis_args(p)
 
+
+def _add_saliency_map(sub: argparse._SubParsersAction) -> None:
+    """`saliency-map` (alias saliency_map): the shared analysis options and which images are shown."""
     p = sub.add_parser("saliency-map", aliases=["saliency_map"],
                        help="saliency maps and per-class mean saliency maps (saliency_map.py)",
                        description="Gradient saliency maps of test images for their true class, and the mean "
@@ -161,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-pairs", type=positive_int, default=8, help="images in the per-image figure (default: 8)")
     p.add_argument("--seed", type=int, default=0, help="which images are shown (default: 0)")
 
+
+def _add_grad_cam_analysis(sub: argparse._SubParsersAction) -> None:
+    """`grad-cam-analysis` (alias grad_cam_analysis): the shared analysis options and the image seed."""
     p = sub.add_parser("grad-cam-analysis", aliases=["grad_cam_analysis"],
                        help="Grad-CAM of a real and a fake image (grad_cam_analysis.py)",
                        description="Grad-CAM at conv3 (SimpleNet) or Xception's last conv for a random real "
@@ -168,12 +188,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_analysis_args(p)
     p.add_argument("--seed", type=int, default=None, help="fix which images are picked (default: random)")
 
+
+def _add_localization(sub: argparse._SubParsersAction) -> None:
+    """`localization`: the shared analysis options and the pointing-game tolerance."""
     p = sub.add_parser("localization", help="pointing game and energy in the planted-region mask",
                        description="For the generated data set (ground-truth masks): pointing game and share "
                        "of map energy inside the planted region, for Saliency, Grad-CAM and Grad-CAM++.")
     _add_analysis_args(p)
     p.add_argument("--tolerance", type=nonnegative_int, default=0, help="pointing-game tolerance in pixels (default: 0)")
 
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    """`demo`: the data set kind, sizes and training options of the whole study in one run."""
     p = sub.add_parser("demo", help="the whole study on the generated data set, in a few minutes on a CPU",
                        description="make-dataset, train SimpleNet, then plot, numerical analysis, saliency, "
                        "Grad-CAM and localisation; everything is written under --out.")
@@ -197,6 +223,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-b", "--batch-size", type=int, default=32, help="batch size (default: 32)")
     p.add_argument("-lr", "--lr", type=positive_float, default=1e-3, help="learning rate (default: 0.001)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of all subcommands, one `_add_<command>` helper each.
+
+    Returns:
+        The `deepfake-xai` parser; `command` names the chosen subcommand.
+    """
+    parser = argparse.ArgumentParser(prog=PROG, description="Real/fake face detection with SimpleNet and "
+                                     "an Xception transfer model, explained with saliency maps and Grad-CAM.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_make_dataset(sub)
+    _add_spectrum(sub)
+    _add_plot_samples(sub)
+    _add_summary(sub)
+    _add_train(sub)
+    _add_plot_accuracy_and_loss(sub)
+    _add_numerical_analysis(sub)
+    _add_saliency_map(sub)
+    _add_grad_cam_analysis(sub)
+    _add_localization(sub)
+    _add_demo(sub)
     return parser
 
 
