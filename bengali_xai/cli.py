@@ -39,14 +39,8 @@ def _add_data(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, default=0, help="seed for data generation, splits and training (default 0)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argparse tree of every subcommand."""
-    ap = argparse.ArgumentParser(
-        prog="bengali-xai",
-        description="Bengali handwritten digits: scikit-learn baselines, the paper's CNN and Grad-CAM family figures.",
-    )
-    sub = ap.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    """`train`: the data options, epochs, batch size and device options of a CNN training run."""
     p = sub.add_parser("train", help="train the paper's CNN (60/20/20 split)",
                        description="Train the paper's CNN on a 60/20/20 split; writes DIR/model.keras, "
                                    "DIR/history.json, DIR/metrics.json, DIR/loss.png and DIR/accuracy.png.")
@@ -60,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "tpu (TPUStrategy on a TPU runtime); --batch-size stays the global batch size")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
 
+
+def _add_baselines(sub: argparse._SubParsersAction) -> None:
+    """`baselines`: the data options, which scikit-learn classifiers to fit and how many images the slow ones see."""
     p = sub.add_parser("baselines", help="the ten scikit-learn classifiers (80/20 split)",
                        description="Fit the paper's ten scikit-learn classifiers on an 80/20 split; writes "
                                    "DIR/baselines.csv (classifier,accuracy,log_loss), DIR/baselines.md, two bar "
@@ -72,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "default: all training images)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
 
+
+def _add_explain(sub: argparse._SubParsersAction) -> None:
+    """`explain`: the model (or ImageNet architecture), methods, digits and layer of the Grad-CAM figures."""
     p = sub.add_parser("explain", help="Grad-CAM family figures for a trained model",
                        description="Explain test digits with Grad-CAM family maps; writes one triplet figure "
                                    "(input | heatmap | overlay) per method, DIR/methods_grid.png and "
@@ -100,11 +100,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="test digits used for the stroke-energy share (default 200; 0 skips it)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
 
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    """`export`: the .keras model and the SavedModel folder to write."""
     p = sub.add_parser("export", help="export a .keras model as a TensorFlow SavedModel",
                        description="Export a trained .keras model as a TensorFlow SavedModel folder.")
     p.add_argument("--model", required=True, metavar="FILE", help="a .keras model")
     p.add_argument("--out", required=True, metavar="DIR", help="SavedModel folder to write (replaced if it is one)")
 
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    """`demo`: epochs, sample count and seed of the offline synthetic-digit demo."""
     p = sub.add_parser("demo", help="offline demo: train on synthetic digits and draw the Grad-CAM figures",
                        description=f"Generate {DEMO_SAMPLES} synthetic digits, train the CNN for {DEMO_EPOCHS} "
                                    "epochs (test set: held-out fonts), then write the Grad-CAM triplets and the "
@@ -114,6 +120,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"synthetic digits to generate (default {DEMO_SAMPLES})")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse tree of every subcommand, one `_add_<command>` helper each.
+
+    Returns:
+        The `bengali-xai` parser; `command` names the chosen subcommand.
+    """
+    ap = argparse.ArgumentParser(
+        prog="bengali-xai",
+        description="Bengali handwritten digits: scikit-learn baselines, the paper's CNN and Grad-CAM family figures.",
+    )
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_train(sub)
+    _add_baselines(sub)
+    _add_explain(sub)
+    _add_export(sub)
+    _add_demo(sub)
     return ap
 
 
