@@ -51,73 +51,117 @@ def run_baselines(
 ) -> list[dict[str, Any]]:
     """Fit each classifier on 80% (held-out fonts form the 20% test set for synthetic data).
 
-    `only` picks classifiers by name; `slow_max_train` caps the training images of the slow
-    ones (SVC, NuSVC, GradientBoosting) with a stratified subset. QDA falls back to the
-    eigen solver with shrinkage 0.1 when its class covariances are singular (constant border
-    pixels, or fewer images per class than pixels): scikit-learn >= 1.8 refuses to fit there,
-    older versions only warned. The Markdown table notes the fallback.
-    Writes baselines.csv (classifier,accuracy,log_loss), baselines.md, accuracy and log-loss
-    bar charts, and the confusion matrix of the most accurate classifier. Prints one progress
-    line per classifier. Returns the table rows.
+    QDA falls back to the eigen solver with shrinkage 0.1 when its class covariances are
+    singular (constant border pixels, or fewer images per class than pixels): scikit-learn
+    >= 1.8 refuses to fit there, older versions only warned. The Markdown table notes the
+    fallback. Writes baselines.csv (classifier,accuracy,log_loss), baselines.md, accuracy and
+    log-loss bar charts, and the confusion matrix of the most accurate classifier. Prints one
+    progress line per classifier.
+
+    Args:
+        data: the digit images and labels.
+        out: output folder.
+        seed: seed of the split, the classifiers and the slow ones' subset.
+        only: classifier names to fit (default: all ten).
+        slow_max_train: cap on the training images of the slow classifiers (SVC, NuSVC,
+            GradientBoosting), taken as a stratified subset.
+
+    Returns:
+        One table row per classifier: classifier, accuracy, log_loss, seconds, n_train, note.
     """
-    from sklearn.metrics import accuracy_score, confusion_matrix, log_loss
-
-    from .data import stratified_indices
-    from .errors import BengaliXAIError
-
     out = Path(out)
     split = split_data(data, val=0.0, test=0.2, seed=seed)
     xtr = data.x[split.train].reshape(len(split.train), -1)
     xte = data.x[split.test].reshape(len(split.test), -1)
     ytr, yte = data.y[split.train], data.y[split.test]
     models = classifiers(seed)
+    names = _checked_names(models, only)
+    rows, preds = [], {}
+    print(f"baselines on {data.name}: {len(ytr)} train / {len(yte)} test images", flush=True)
+    for i, name in enumerate(names, start=1):
+        row, preds[name] = _fit_and_score(name, models[name], (xtr, ytr), (xte, yte), seed, slow_max_train)
+        rows.append(row)
+        print(f"[{i}/{len(names)}] {name:30s} accuracy {row['accuracy']:.4f}  log loss "
+              f"{row['log_loss']:.4f}  ({row['seconds']:.1f} s)", flush=True)
+    for f in _write_results(rows, preds, yte, out, data.name, n_train=len(ytr)).values():
+        print(f"wrote {f}")
+    return rows
+
+
+def _checked_names(models: dict[str, Callable[[], Any]], only: list[str] | None) -> list[str]:
+    """The classifier names to fit, in order; unknown names raise BengaliXAIError."""
+    from .errors import BengaliXAIError
+
     names = list(models) if only is None else list(only)
     unknown = [n for n in names if n not in models]
     if unknown:
         raise BengaliXAIError(f"unknown classifier(s) {', '.join(unknown)}; choose from {', '.join(models)}")
-    rows, preds = [], {}
-    print(f"baselines on {data.name}: {len(ytr)} train / {len(yte)} test images", flush=True)
-    for i, name in enumerate(names, start=1):
-        t0 = time.time()
-        xs, ys, note = xtr, ytr, ""
-        if name in SLOW and slow_max_train is not None and slow_max_train < len(ytr):
-            keep = stratified_indices(ytr, max(slow_max_train, NUM_CLASSES), seed)
-            xs, ys = xtr[keep], ytr[keep]
-        clf = models[name]()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # QDA collinearity, AdaBoost deprecations, ...
-            try:
-                clf.fit(xs, ys)
-            except np.linalg.LinAlgError:
-                if name != "QuadraticDiscriminantAnalysis":
-                    raise
-                clf.set_params(solver="eigen", shrinkage=QDA_FALLBACK_SHRINKAGE).fit(xs, ys)
-                note = f"singular covariances: eigen solver, shrinkage {QDA_FALLBACK_SHRINKAGE}"
-            proba = _full_proba(clf, clf.predict_proba(xte))
-        proba = np.clip(proba, 1e-15, 1.0)
-        proba /= proba.sum(axis=1, keepdims=True)
-        pred = proba.argmax(axis=1)
-        row = {
-            "classifier": name,
-            "accuracy": float(accuracy_score(yte, pred)),
-            "log_loss": float(log_loss(yte, proba, labels=list(range(NUM_CLASSES)))),
-            "seconds": round(time.time() - t0, 1),
-            "n_train": int(len(ys)),
-            "note": note,
-        }
-        rows.append(row)
-        preds[name] = pred
-        print(f"[{i}/{len(names)}] {name:30s} accuracy {row['accuracy']:.4f}  log loss "
-              f"{row['log_loss']:.4f}  ({row['seconds']:.1f} s)", flush=True)
+    return names
+
+
+def _fit_and_score(name: str, factory: Callable[[], Any], train: tuple[np.ndarray, np.ndarray],
+                   test: tuple[np.ndarray, np.ndarray], seed: int,
+                   slow_max_train: int | None) -> tuple[dict[str, Any], np.ndarray]:
+    """Fit one classifier on `train` (a stratified subset for the slow ones) and score it on `test`.
+
+    Returns the table row (timed from subset choice to scoring) and the predicted test digits.
+    """
+    from sklearn.metrics import accuracy_score, log_loss
+
+    from .data import stratified_indices
+
+    (xtr, ytr), (xte, yte) = train, test
+    t0 = time.time()
+    xs, ys = xtr, ytr
+    if name in SLOW and slow_max_train is not None and slow_max_train < len(ytr):
+        keep = stratified_indices(ytr, max(slow_max_train, NUM_CLASSES), seed)
+        xs, ys = xtr[keep], ytr[keep]
+    clf = factory()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # QDA collinearity, AdaBoost deprecations, ...
+        note = _fit_with_qda_fallback(clf, name, xs, ys)
+        proba = _full_proba(clf, clf.predict_proba(xte))
+    proba = np.clip(proba, 1e-15, 1.0)
+    proba /= proba.sum(axis=1, keepdims=True)
+    pred = proba.argmax(axis=1)
+    row = {
+        "classifier": name,
+        "accuracy": float(accuracy_score(yte, pred)),
+        "log_loss": float(log_loss(yte, proba, labels=list(range(NUM_CLASSES)))),
+        "seconds": round(time.time() - t0, 1),
+        "n_train": int(len(ys)),
+        "note": note,
+    }
+    return row, pred
+
+
+def _fit_with_qda_fallback(clf, name: str, xs: np.ndarray, ys: np.ndarray) -> str:
+    """Fit `clf`; a QDA with singular covariances is refitted with the eigen solver and shrinkage.
+
+    Returns the table note: empty, or the fallback that was used.
+    """
+    try:
+        clf.fit(xs, ys)
+    except np.linalg.LinAlgError:
+        if name != "QuadraticDiscriminantAnalysis":
+            raise
+        clf.set_params(solver="eigen", shrinkage=QDA_FALLBACK_SHRINKAGE).fit(xs, ys)
+        return f"singular covariances: eigen solver, shrinkage {QDA_FALLBACK_SHRINKAGE}"
+    return ""
+
+
+def _write_results(rows: list[dict[str, Any]], preds: dict[str, np.ndarray], yte: np.ndarray, out: Path,
+                   dataset: str, n_train: int) -> dict[str, Path]:
+    """Tables, bar charts and the most accurate classifier's confusion matrix; returns the files written."""
+    from sklearn.metrics import confusion_matrix
+
     best = max(rows, key=lambda r: r["accuracy"])
     cm = confusion_matrix(yte, preds[best["classifier"]], labels=list(range(NUM_CLASSES)))
-    files = write_tables(rows, out, data.name, n_train=len(ytr), n_test=len(yte))
-    files.update(save_bar_charts(rows, out, data.name))
+    files = write_tables(rows, out, dataset, n_train=n_train, n_test=len(yte))
+    files.update(save_bar_charts(rows, out, dataset))
     files["confusion_matrix"] = save_confusion_matrix(cm, out / "confusion_matrix.png",
-                                                      f"{best['classifier']} ({data.name})")
-    for f in files.values():
-        print(f"wrote {f}")
-    return rows
+                                                      f"{best['classifier']} ({dataset})")
+    return files
 
 
 def _full_proba(clf, proba: np.ndarray) -> np.ndarray:
