@@ -84,104 +84,186 @@ def _background(rng: np.random.Generator, s: int) -> np.ndarray:
     return img
 
 
+@dataclass(frozen=True)
+class _Head:
+    """A drawn head: centre (cx, cy), semi-axes a (half width) and b (half height), tilt ang in degrees."""
+
+    cx: float
+    cy: float
+    a: float
+    b: float
+    ang: float
+
+    @property
+    def rad(self) -> float:
+        """The tilt in radians."""
+        return np.deg2rad(self.ang)
+
+    def pt(self, u: float, v: float) -> tuple[int, int]:
+        """Head coordinates (u along the face width, v down the face) -> pixel."""
+        rad = self.rad
+        x = self.cx + u * self.a * np.cos(rad) - v * self.b * np.sin(rad)
+        y = self.cy + u * self.a * np.sin(rad) + v * self.b * np.cos(rad)
+        return int(round(x)), int(round(y))
+
+
+@dataclass(frozen=True)
+class _Eyes:
+    """Where the eyes were drawn (head coordinates u, v; width in pixels) and the brow line thickness."""
+
+    u: float
+    v: float
+    width: float
+    brow_t: int
+
+
+def _colour(col) -> tuple[float, float, float]:
+    """An RGB colour clipped to [0, 255], as the float tuple OpenCV draws with."""
+    return tuple(float(v) for v in np.clip(col, 0, 255))
+
+
 def draw_face(rng: np.random.Generator, size: int = 256) -> tuple[np.ndarray, FaceRegion]:
-    """Draw a random head-and-shoulders portrait (uint8 RGB, size x size) and its inner-face region."""
+    """Draw a random head-and-shoulders portrait and its inner-face region.
+
+    The random draws come in a fixed order (background, palette, head, features, noise), so a
+    seeded generator always gives the same face.
+
+    Args:
+        rng: the random generator every choice is drawn from.
+        size: side of the square image in pixels.
+
+    Returns:
+        The portrait (uint8 RGB, size x size) and the inner-face ellipse.
+    """
     s = int(size)
     img = _background(rng, s)
+    skin, hair, cloth = _random_palette(rng)
+    head = _random_head(rng, s)
+    _draw_head_and_shoulders(img, rng, head, skin, hair, cloth)
+    img = _shade_head(img, rng, head, s)
+    _draw_hair_top(img, rng, head, hair)
+    eyes = _draw_eyes_and_brows(img, rng, head, skin, hair, s)
+    _draw_nose_and_mouth(img, rng, head, skin, eyes, s)
+    _draw_beard_and_glasses(img, rng, head, hair, eyes)
+    img += rng.normal(0, rng.uniform(1, 4), img.shape).astype(np.float32)  # sensor noise
+    img = cv2.GaussianBlur(img, (0, 0), s / 300.0)
+    out = np.clip(np.rint(img), 0, 255).astype(np.uint8)
+    face = FaceRegion(*head.pt(0, 0.13), head.a * 0.78, head.b * 0.78, head.ang)
+    return out, face
+
+
+def _random_palette(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Skin, hair and clothing colours (RGB float arrays)."""
     skin = _SKIN[rng.integers(len(_SKIN))] * rng.uniform(0.9, 1.08, 3)
     hair = _HAIR[rng.integers(len(_HAIR))] * rng.uniform(0.85, 1.15, 3)
     cloth = rng.uniform(20, 235, 3)
+    return skin, hair, cloth
 
+
+def _random_head(rng: np.random.Generator, s: int) -> _Head:
+    """Head position, size, aspect and tilt for an s x s portrait."""
     cx = s * (0.5 + rng.uniform(-0.07, 0.07))
     cy = s * (0.46 + rng.uniform(-0.05, 0.05))
     a = s * rng.uniform(0.19, 0.25)
     b = a * rng.uniform(1.2, 1.38)
     ang = rng.uniform(-12, 12)
-    rad = np.deg2rad(ang)
+    return _Head(cx, cy, a, b, ang)
 
-    def pt(u: float, v: float) -> tuple[int, int]:
-        """Head coordinates (u along the face width, v down the face) -> pixel."""
-        x = cx + u * a * np.cos(rad) - v * b * np.sin(rad)
-        y = cy + u * a * np.sin(rad) + v * b * np.cos(rad)
-        return int(round(x)), int(round(y))
 
-    def c(col) -> tuple[float, float, float]:
-        return tuple(float(v) for v in np.clip(col, 0, 255))
-
+def _draw_head_and_shoulders(img: np.ndarray, rng: np.random.Generator, head: _Head, skin: np.ndarray,
+                             hair: np.ndarray, cloth: np.ndarray) -> None:
+    """Long hair (sometimes), shoulders, neck, ears and the bare head, drawn into img in place."""
+    cx, cy, a, b, ang = head.cx, head.cy, head.a, head.b, head.ang
     long_hair = rng.random() < 0.45
     if long_hair:  # hair behind the head and down to the shoulders
-        cv2.ellipse(img, pt(0, 0.35), (int(a * 1.35), int(b * 1.25)), ang, 0, 360, c(hair), -1, cv2.LINE_AA)
-    cv2.ellipse(img, (int(cx), int(cy + b * 1.9)), (int(a * 2.3), int(b * 0.95)), 0, 180, 360, c(cloth), -1,
+        cv2.ellipse(img, head.pt(0, 0.35), (int(a * 1.35), int(b * 1.25)), ang, 0, 360, _colour(hair), -1,
+                    cv2.LINE_AA)
+    cv2.ellipse(img, (int(cx), int(cy + b * 1.9)), (int(a * 2.3), int(b * 0.95)), 0, 180, 360, _colour(cloth), -1,
                 cv2.LINE_AA)
     neck_w = int(a * 0.5)
     cv2.rectangle(img, (int(cx - neck_w), int(cy + b * 0.6)), (int(cx + neck_w), int(cy + b * 1.2)),
-                  c(skin * 0.85), -1, cv2.LINE_AA)
+                  _colour(skin * 0.85), -1, cv2.LINE_AA)
     for side in (-1, 1):  # ears
-        cv2.ellipse(img, pt(side * 0.97, 0.05), (int(a * 0.16), int(b * 0.17)), ang, 0, 360, c(skin * 0.92), -1,
-                    cv2.LINE_AA)
-    cv2.ellipse(img, (int(cx), int(cy)), (int(a), int(b)), ang, 0, 360, c(skin), -1, cv2.LINE_AA)
+        cv2.ellipse(img, head.pt(side * 0.97, 0.05), (int(a * 0.16), int(b * 0.17)), ang, 0, 360,
+                    _colour(skin * 0.92), -1, cv2.LINE_AA)
+    cv2.ellipse(img, (int(cx), int(cy)), (int(a), int(b)), ang, 0, 360, _colour(skin), -1, cv2.LINE_AA)
 
-    # shading: directional light + blotchy skin texture, inside the head only
-    head = np.zeros((s, s), np.float32)
-    cv2.ellipse(head, (int(cx), int(cy)), (int(a), int(b)), ang, 0, 360, 1.0, -1, cv2.LINE_AA)
+
+def _shade_head(img: np.ndarray, rng: np.random.Generator, head: _Head, s: int) -> np.ndarray:
+    """Directional light and blotchy skin texture, inside the head only; returns the shaded image."""
+    cx, cy, a, b = head.cx, head.cy, head.a, head.b
+    inside = np.zeros((s, s), np.float32)
+    cv2.ellipse(inside, (int(cx), int(cy)), (int(a), int(b)), head.ang, 0, 360, 1.0, -1, cv2.LINE_AA)
     yy, xx = np.mgrid[0:s, 0:s].astype(np.float32)
     light = rng.uniform(-1, 1, 2)
     shade = 1.0 + 0.18 * ((xx - cx) / a * light[0] + (yy - cy) / b * light[1]) / 2
     shade += 0.06 * _smooth_noise(rng, s, int(rng.integers(6, 14)))[..., 0]
-    img = img * (1 - head[..., None]) + img * head[..., None] * np.clip(shade, 0.6, 1.3)[..., None]
+    return img * (1 - inside[..., None]) + img * inside[..., None] * np.clip(shade, 0.6, 1.3)[..., None]
 
-    # hair on top of the head, hairline between 40% and 60% of the way up the face
+
+def _draw_hair_top(img: np.ndarray, rng: np.random.Generator, head: _Head, hair: np.ndarray) -> None:
+    """Hair on top of the head, hairline between 40% and 60% of the way up the face."""
     hairline = rng.uniform(-0.6, -0.4)
-    cv2.ellipse(img, pt(0, hairline), (int(a * 1.05), int(b * (1.1 + hairline))), ang, 180, 360, c(hair), -1,
-                cv2.LINE_AA)
+    cv2.ellipse(img, head.pt(0, hairline), (int(head.a * 1.05), int(head.b * (1.1 + hairline))), head.ang, 180, 360,
+                _colour(hair), -1, cv2.LINE_AA)
 
-    # eyes, brows
+
+def _draw_eyes_and_brows(img: np.ndarray, rng: np.random.Generator, head: _Head, skin: np.ndarray,
+                         hair: np.ndarray, s: int) -> _Eyes:
+    """Both eyes (white, iris looking left or right, pupil, lid line) and brows; returns where they are."""
+    ang = head.ang
     eye_v = rng.uniform(-0.2, -0.08)
     eye_u = rng.uniform(0.36, 0.46)
-    eye_w, eye_h = a * rng.uniform(0.17, 0.23), b * rng.uniform(0.05, 0.08)
+    eye_w, eye_h = head.a * rng.uniform(0.17, 0.23), head.b * rng.uniform(0.05, 0.08)
     iris = _IRIS[rng.integers(len(_IRIS))]
     brow_lift = rng.uniform(0.12, 0.2)
     brow_t = max(1, int(s * rng.uniform(0.008, 0.016)))
     for side in (-1, 1):
-        ex, ey = pt(side * eye_u, eye_v)
+        ex, ey = head.pt(side * eye_u, eye_v)
         cv2.ellipse(img, (ex, ey), (int(eye_w), int(eye_h)), ang, 0, 360, (240, 240, 235), -1, cv2.LINE_AA)
         r = max(1, int(eye_h * 0.95))
         gx = int(ex + rng.uniform(-0.3, 0.3) * eye_w)
-        cv2.circle(img, (gx, ey), r, c(iris), -1, cv2.LINE_AA)
+        cv2.circle(img, (gx, ey), r, _colour(iris), -1, cv2.LINE_AA)
         cv2.circle(img, (gx, ey), max(1, r // 2), (10, 10, 10), -1, cv2.LINE_AA)
-        cv2.ellipse(img, (ex, ey), (int(eye_w), int(eye_h)), ang, 180, 360, c(skin * 0.45), max(1, brow_t // 2),
-                    cv2.LINE_AA)
-        b0, b1 = pt(side * (eye_u - 0.18), eye_v - brow_lift), pt(side * (eye_u + 0.2), eye_v - brow_lift + 0.02)
-        cv2.line(img, b0, b1, c(hair * 0.8), brow_t, cv2.LINE_AA)
+        cv2.ellipse(img, (ex, ey), (int(eye_w), int(eye_h)), ang, 180, 360, _colour(skin * 0.45),
+                    max(1, brow_t // 2), cv2.LINE_AA)
+        b0 = head.pt(side * (eye_u - 0.18), eye_v - brow_lift)
+        b1 = head.pt(side * (eye_u + 0.2), eye_v - brow_lift + 0.02)
+        cv2.line(img, b0, b1, _colour(hair * 0.8), brow_t, cv2.LINE_AA)
+    return _Eyes(eye_u, eye_v, eye_w, brow_t)
 
-    # nose and mouth
+
+def _draw_nose_and_mouth(img: np.ndarray, rng: np.random.Generator, head: _Head, skin: np.ndarray, eyes: _Eyes,
+                         s: int) -> None:
+    """Nose ridge and nostrils below the eyes, then a closed or smiling mouth."""
+    a, b, ang, pt = head.a, head.b, head.ang, head.pt
+    line_t = max(1, eyes.brow_t // 2)
     nose_v = rng.uniform(0.12, 0.22)
-    cv2.line(img, pt(0.02, eye_v + 0.05), pt(0.06, nose_v), c(skin * 0.75), max(1, brow_t // 2), cv2.LINE_AA)
+    cv2.line(img, pt(0.02, eyes.v + 0.05), pt(0.06, nose_v), _colour(skin * 0.75), line_t, cv2.LINE_AA)
     for side in (-1, 1):
-        cv2.circle(img, pt(side * 0.1, nose_v + 0.02), max(1, int(s * 0.006)), c(skin * 0.5), -1, cv2.LINE_AA)
+        cv2.circle(img, pt(side * 0.1, nose_v + 0.02), max(1, int(s * 0.006)), _colour(skin * 0.5), -1, cv2.LINE_AA)
     mouth_v = rng.uniform(0.38, 0.5)
     mw, mh = a * rng.uniform(0.25, 0.38), b * rng.uniform(0.04, 0.1)
     lip = skin * np.array([0.85, 0.55, 0.55]) * rng.uniform(0.85, 1.1)
     smile = rng.uniform(0, 1)
     mx, my = pt(0, mouth_v)
     if smile > 0.5:
-        cv2.ellipse(img, (mx, my), (int(mw), int(mh * 1.4)), ang, 0, 180, c(lip), -1, cv2.LINE_AA)
+        cv2.ellipse(img, (mx, my), (int(mw), int(mh * 1.4)), ang, 0, 180, _colour(lip), -1, cv2.LINE_AA)
     else:
-        cv2.ellipse(img, (mx, my), (int(mw), int(mh)), ang, 0, 360, c(lip), -1, cv2.LINE_AA)
-    cv2.line(img, pt(-mw / a, mouth_v), pt(mw / a, mouth_v), c(lip * 0.5), max(1, brow_t // 2), cv2.LINE_AA)
+        cv2.ellipse(img, (mx, my), (int(mw), int(mh)), ang, 0, 360, _colour(lip), -1, cv2.LINE_AA)
+    cv2.line(img, pt(-mw / a, mouth_v), pt(mw / a, mouth_v), _colour(lip * 0.5), line_t, cv2.LINE_AA)
 
+
+def _draw_beard_and_glasses(img: np.ndarray, rng: np.random.Generator, head: _Head, hair: np.ndarray,
+                            eyes: _Eyes) -> None:
+    """A beard (one face in five) and glasses (one in five), drawn independently."""
     if rng.random() < 0.2:  # beard
-        cv2.ellipse(img, pt(0, 0.55), (int(a * 0.7), int(b * 0.4)), ang, 0, 180, c(hair), -1, cv2.LINE_AA)
+        cv2.ellipse(img, head.pt(0, 0.55), (int(head.a * 0.7), int(head.b * 0.4)), head.ang, 0, 180, _colour(hair),
+                    -1, cv2.LINE_AA)
     if rng.random() < 0.2:  # glasses
         for side in (-1, 1):
-            cv2.circle(img, pt(side * eye_u, eye_v), int(eye_w * 1.3), (25, 25, 25), max(1, brow_t // 2),
-                       cv2.LINE_AA)
-
-    img += rng.normal(0, rng.uniform(1, 4), img.shape).astype(np.float32)  # sensor noise
-    img = cv2.GaussianBlur(img, (0, 0), s / 300.0)
-    out = np.clip(np.rint(img), 0, 255).astype(np.uint8)
-    face = FaceRegion(*pt(0, 0.13), a * 0.78, b * 0.78, ang)
-    return out, face
+            cv2.circle(img, head.pt(side * eyes.u, eyes.v), int(eyes.width * 1.3), (25, 25, 25),
+                       max(1, eyes.brow_t // 2), cv2.LINE_AA)
 
 
 # ---------------------------------------------------------------------------------------------
