@@ -14,8 +14,70 @@ def run_demo(out: str | os.PathLike = "runs/demo", image_size: int = 128, counts
              log: Callable[[str], None] = print) -> dict:
     """make-dataset -> train SimpleNet -> plot -> numerical analysis -> saliency -> Grad-CAM -> localisation.
 
-    Reuses `<out>/data/fakes_dataset` when it exists. Writes `<out>/demo_summary.json` with the
-    headline numbers and returns them.
+    Reuses `<out>/data/fakes_dataset` when it exists.
+
+    Args:
+        out: folder that receives the data set, checkpoints, results and figures.
+        image_size: image and model input side in pixels.
+        counts: images per split (default: the data set generator's).
+        epochs: SimpleNet training epochs.
+        batch_size: training batch size.
+        lr: learning rate (Adam).
+        seed: seed of the data set, the training and the Grad-CAM image choice.
+        log: where progress lines go.
+
+    Returns:
+        The headline numbers, also written to `<out>/demo_summary.json`.
+    """
+    out = Path(out)
+    data_root = out / "data"
+    times: dict[str, float] = {}
+    t = time.time()
+    _make_planted_dataset(data_root, image_size, counts, seed, log)
+    times["make_dataset"] = time.time() - t
+
+    t = time.time()
+    log("[2/7] train SimpleNet")
+    trained = _train_simplenet(out, data_root, image_size, epochs, batch_size, lr, seed, log)
+    times["train"] = time.time() - t
+
+    numbers, loc = _analyse_planted(trained, out, data_root, seed, log, times)
+    summary = _planted_summary(trained.record, data_root, image_size, epochs, numbers, loc, times)
+    path = write_json(out / "demo_summary.json", summary)
+    log(f"demo done in {sum(times.values()):.0f} s: test accuracy {numbers['test_accuracy']:.2f}% (best-val "
+        f"checkpoint, epoch {summary['best_epoch']}), AUC real {numbers['auc_real_score']:.3f}, AUC fake "
+        f"{numbers['auc_fake_score']:.3f}; wrote {path}")
+    return summary
+
+
+def _make_planted_dataset(data_root: Path, image_size: int, counts: dict[str, int] | None, seed: int,
+                          log: Callable[[str], None]) -> None:
+    """Step 1: generate `<data_root>/fakes_dataset`, or reuse it when it is already there."""
+    from .make_dataset import generate_dataset
+
+    if (data_root / "fakes_dataset" / "dataset.json").is_file():
+        log(f"[1/7] reusing {data_root / 'fakes_dataset'}")
+    else:
+        log("[1/7] make-dataset")
+        generate_dataset(data_root, "fakes_dataset", image_size, counts, seed=seed, log=log)
+
+
+def _train_simplenet(out: Path, data_root: Path, image_size: int, epochs: int, batch_size: int, lr: float,
+                     seed: int, log: Callable[[str], None]):
+    """Step 2: train SimpleNet with Adam on fakes_dataset; returns train()'s result (record, checkpoint)."""
+    from .train import TrainConfig, train
+
+    cfg = TrainConfig(dataset="fakes_dataset", model="SimpleNet", lr=lr, batch_size=batch_size, epochs=epochs,
+                      optimizer="Adam", data_root=str(data_root), image_size=image_size, seed=seed,
+                      out_dir=str(out / "out"), checkpoint_dir=str(out / "checkpoints"), verbose=2)
+    return train(cfg, log=log)
+
+
+def _analyse_planted(trained, out: Path, data_root: Path, seed: int, log: Callable[[str], None],
+                     times: dict[str, float]) -> tuple[dict, dict]:
+    """Steps 3-7 on the trained SimpleNet; adds their timings to `times`.
+
+    Returns the numerical analysis' numbers and the localisation results.
     """
     from .analysis_common import open_analysis
     from .analysis_gradcam import grad_cam_analysis
@@ -23,27 +85,6 @@ def run_demo(out: str | os.PathLike = "runs/demo", image_size: int = 128, counts
     from .analysis_numerical import numerical_analysis
     from .analysis_plots import plot_accuracy_and_loss
     from .analysis_saliency import saliency_analysis
-    from .make_dataset import generate_dataset
-    from .train import TrainConfig, train
-
-    out = Path(out)
-    data_root = out / "data"
-    times: dict[str, float] = {}
-    t = time.time()
-    if (data_root / "fakes_dataset" / "dataset.json").is_file():
-        log(f"[1/7] reusing {data_root / 'fakes_dataset'}")
-    else:
-        log("[1/7] make-dataset")
-        generate_dataset(data_root, "fakes_dataset", image_size, counts, seed=seed, log=log)
-    times["make_dataset"] = time.time() - t
-
-    t = time.time()
-    log("[2/7] train SimpleNet")
-    cfg = TrainConfig(dataset="fakes_dataset", model="SimpleNet", lr=lr, batch_size=batch_size, epochs=epochs,
-                      optimizer="Adam", data_root=str(data_root), image_size=image_size, seed=seed,
-                      out_dir=str(out / "out"), checkpoint_dir=str(out / "checkpoints"), verbose=2)
-    trained = train(cfg, log=log)
-    times["train"] = time.time() - t
 
     t = time.time()
     log("[3/7] plot_accuracy_and_loss")
@@ -62,10 +103,14 @@ def run_demo(out: str | os.PathLike = "runs/demo", image_size: int = 128, counts
     log("[7/7] localization")
     loc = localization_analysis(an)
     times["localization"] = time.time() - t
+    return numbers, loc
 
-    rec = trained.record
+
+def _planted_summary(rec: dict, data_root: Path, image_size: int, epochs: int, numbers: dict, loc: dict,
+                     times: dict[str, float]) -> dict:
+    """The demo_summary.json of the planted demo: training record at the best epoch, AUCs, localisation."""
     best = rec["best_epoch"]
-    summary = {
+    return {
         "data_set": str(data_root / "fakes_dataset"), "image_size": image_size, "counts": rec["counts"],
         "epochs": epochs, "best_epoch": best, "val_acc_at_best": rec["val_acc"][best - 1],
         "test_acc_at_best_epoch": rec["test_acc"][best - 1], "test_acc_last_epoch": rec["test_acc"][-1],
@@ -73,11 +118,6 @@ def run_demo(out: str | os.PathLike = "runs/demo", image_size: int = 128, counts
         "auc_real_score": numbers["auc_real_score"], "auc_fake_score": numbers["auc_fake_score"],
         "localization": loc["methods"], "localization_chance": loc["chance"], "seconds": times,
     }
-    path = write_json(out / "demo_summary.json", summary)
-    log(f"demo done in {sum(times.values()):.0f} s: test accuracy {numbers['test_accuracy']:.2f}% (best-val "
-        f"checkpoint, epoch {best}), AUC real {numbers['auc_real_score']:.3f}, AUC fake "
-        f"{numbers['auc_fake_score']:.3f}; wrote {path}")
-    return summary
 
 
 def _train_and_analyse(model: str, data_root: Path, out: Path, image_size: int, epochs: int, batch_size: int,
