@@ -18,6 +18,7 @@ import os
 import shutil
 import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -155,6 +156,54 @@ def iter_progress(n: int, desc: str, show: bool) -> Iterator[int]:
     return iter(tqdm(range(n), desc=desc, unit="img", leave=False, file=sys.stderr))
 
 
+def check_counts(counts: dict[str, int]) -> None:
+    """Refuse split counts that do not name exactly train, val and test with at least 2 images each.
+
+    Args:
+        counts: images per split.
+    """
+    if set(counts) != set(SPLITS) or any(int(v) < 2 for v in counts.values()):
+        raise ValueError(f"counts must give at least 2 images for each of {SPLITS}, got {counts}")
+
+
+def check_destination(dest: Path, overwrite: bool) -> None:
+    """Refuse to write over a non-empty data set folder unless `overwrite`.
+
+    Args:
+        dest: the data set folder about to be written.
+        overwrite: whether an existing folder may be replaced.
+    """
+    if dest.exists() and any(dest.iterdir()) and not overwrite:
+        raise FileExistsError(f"{dest} already exists and is not empty: pass --overwrite to replace it, "
+                              f"or --name to write another data set")
+
+
+@contextmanager
+def staged_folder(dest: Path, prefix: str) -> Iterator[Path]:
+    """A temporary folder beside `dest` that replaces `dest` when the block ends without an error.
+
+    On an error (or Ctrl-C) the temporary folder is removed and `dest` is left as it was, so a
+    half-written data set never appears under its name.
+
+    Args:
+        dest: the folder to write.
+        prefix: name prefix of the temporary folder.
+
+    Yields:
+        The temporary folder to write into.
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=dest.parent))
+    try:
+        yield tmp
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(tmp, dest)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def generate_dataset(
     out_root: str | os.PathLike = "data",
     name: str = "fakes_dataset",
@@ -168,57 +217,69 @@ def generate_dataset(
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> Path:
-    """Write the planted-face data set to `<out_root>/<name>` and return that folder.
+    """Write the planted-face data set to `<out_root>/<name>`.
 
-    counts: total images per split (default train 1200, val 200, test 200), `fake_fraction` of them
-    fakes. real_images: a folder of photos to take faces from (face_box "haar" finds them with
-    OpenCV's Haar cascade, "center" assumes aligned face crops) instead of procedural faces. Split
-    sources never overlap: with real_images the photos themselves are divided between the splits.
+    Split sources never overlap: with real_images the photos themselves are divided between the splits.
+
+    Args:
+        out_root: parent folder of the data set.
+        name: data set folder name.
+        image_size: side of the square images in pixels (at least 32).
+        counts: total images per split (default train 1200, val 200, test 200).
+        fake_fraction: share of fakes in each split, strictly between 0 and 1.
+        seed: seed of the faces, the planting and the post-processing.
+        real_images: a folder of photos to take faces from instead of procedural faces.
+        face_box: how faces are found in real_images: "haar" (OpenCV's Haar cascade) or "center"
+            (aligned face crops).
+        overwrite: replace an existing, non-empty data set folder.
+        progress: show tqdm progress bars on stderr.
+        log: where progress lines go.
+
+    Returns:
+        The data set folder.
     """
     counts = dict(counts or {"train": 1200, "val": 200, "test": 200})
-    if set(counts) != set(SPLITS) or any(int(v) < 2 for v in counts.values()):
-        raise ValueError(f"counts must give at least 2 images for each of {SPLITS}, got {counts}")
+    check_counts(counts)
     if not 0.0 < fake_fraction < 1.0:
         raise ValueError(f"--fake-fraction must be between 0 and 1 (exclusive), got {fake_fraction}")
     if image_size < 32:
         raise ValueError(f"--image-size must be at least 32, got {image_size}")
     dest = Path(out_root) / name
-    if dest.exists() and any(dest.iterdir()) and not overwrite:
-        raise FileExistsError(f"{dest} already exists and is not empty: pass --overwrite to replace it, "
-                              f"or --name to write another data set")
+    check_destination(dest, overwrite)
 
     sources, origin = split_sources(image_size, counts, seed, real_images, face_box, log)
 
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=dest.parent))
-    try:
+    with staged_folder(dest, f".{name}.") as tmp:
         summary = {}
         for i, split in enumerate(SPLITS):
             rng = np.random.default_rng(seed * 7919 + i)
-            draw = sources[split]
-            n_real, n_fake = _split_counts(int(counts[split]), fake_fraction)
-            for sub in (f"{split}/real", f"{split}/fake", f"masks/{split}"):
-                (tmp / sub).mkdir(parents=True, exist_ok=True)
-            for k in iter_progress(n_real, f"{split} real", progress):
-                img, _ = draw()
-                (tmp / split / "real" / f"{k:05d}.jpg").write_bytes(degrade(img, rng))
-            for k in iter_progress(n_fake, f"{split} fake", progress):
-                target, target_face = draw()
-                donor, donor_face = draw()
-                fake, mask = plant_face(target, target_face, donor, donor_face, rng)
-                (tmp / split / "fake" / f"{k:05d}.jpg").write_bytes(degrade(fake, rng))
-                cv2.imwrite(str(tmp / "masks" / split / f"{k:05d}.png"), mask)
-            summary[split] = {"real": n_real, "fake": n_fake}
-            log(f"{split}: {n_real} real, {n_fake} fake")
+            summary[split] = _write_planted_split(tmp, split, sources[split], int(counts[split]), fake_fraction,
+                                                  rng, progress)
+            log(f"{split}: {summary[split]['real']} real, {summary[split]['fake']} fake")
         write_json(tmp / "dataset.json", {
             "generator": "deepfake_xai.make_dataset", "image_size": image_size, "seed": seed,
             "fake_fraction": fake_fraction, "real_source": origin, "counts": summary,
             "layout": "{split}/{real,fake}/<id>.jpg; masks/{split}/<id>.png = planted region of fake/<id>.jpg",
         })
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return dest
+
+
+def _write_planted_split(folder: Path, split: str, draw: Callable[[], tuple[np.ndarray, FaceRegion]], total: int,
+                         fake_fraction: float, rng: np.random.Generator, progress: bool) -> dict[str, int]:
+    """Write one split's real JPEGs, planted fakes and their masks under `folder`; returns the counts.
+
+    Faces come from `draw` and every other random choice from `rng`, reals first, then fakes.
+    """
+    n_real, n_fake = _split_counts(total, fake_fraction)
+    for sub in (f"{split}/real", f"{split}/fake", f"masks/{split}"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    for k in iter_progress(n_real, f"{split} real", progress):
+        img, _ = draw()
+        (folder / split / "real" / f"{k:05d}.jpg").write_bytes(degrade(img, rng))
+    for k in iter_progress(n_fake, f"{split} fake", progress):
+        target, target_face = draw()
+        donor, donor_face = draw()
+        fake, mask = plant_face(target, target_face, donor, donor_face, rng)
+        (folder / split / "fake" / f"{k:05d}.jpg").write_bytes(degrade(fake, rng))
+        cv2.imwrite(str(folder / "masks" / split / f"{k:05d}.png"), mask)
+    return {"real": n_real, "fake": n_fake}
