@@ -16,8 +16,6 @@ generator's up-sampling fingerprint (and its slight blur), not the file format.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -26,7 +24,7 @@ import numpy as np
 
 from cams.core.files import write_json
 
-from .make_dataset import SPLITS, split_sources
+from .make_dataset import SPLITS, check_counts, check_destination, split_sources, staged_folder
 
 DEFAULT_COUNTS = {"train": 1200, "val": 200, "test": 200}
 
@@ -90,44 +88,37 @@ def generate_synthetic_dataset(
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> Path:
-    """Write the 1:1 real / AutoGAN-fake data set to `<out_root>/<name>` and return that folder.
+    """Write the 1:1 real / AutoGAN-fake data set to `<out_root>/<name>`.
 
     Args:
+        out_root: parent folder of the data set.
+        name: data set folder name.
+        image_size: side of the stored square images in pixels (at least 32).
         counts: images per split (default train 1200, val 200, test 200), half real, half fake.
-        source: a folder of face photos (face_box "haar" finds faces with OpenCV's Haar cascade,
-            "center" takes aligned crops); default: procedural faces.
+        seed: one seed for the faces, the generator's initialisation and its training order.
+        source, face_box: a folder of face photos and how faces are found in it ("haar": OpenCV's
+            Haar cascade, "center": aligned crops); default: procedural faces.
         internal_size: side at which faces are drawn and the generator runs (multiple of 4).
         generator_epochs, width, upsampling: the simulator's training epochs, first-layer channels,
             and up-sampling ("transpose" or "nearest"); see deepfake_xai.autogan.
-        seed: one seed for the faces, the generator's initialisation and its training order.
+        overwrite: replace an existing, non-empty data set folder.
+        progress: show the generator's training progress.
+        log: where progress lines go.
+
+    Returns:
+        The data set folder.
     """
-    from .autogan import save_generator, to_float, train_generator
+    from .autogan import save_generator
 
     counts = dict(counts or DEFAULT_COUNTS)
-    if set(counts) != set(SPLITS) or any(int(v) < 2 for v in counts.values()):
-        raise ValueError(f"counts must give at least 2 images for each of {SPLITS}, got {counts}")
-    if image_size < 32:
-        raise ValueError(f"--image-size must be at least 32, got {image_size}")
-    if generator_epochs < 1:
-        raise ValueError(f"--generator-epochs must be at least 1, got {generator_epochs}")
+    _check_settings(counts, image_size, generator_epochs)
     dest = Path(out_root) / name
-    if dest.exists() and any(dest.iterdir()) and not overwrite:
-        raise FileExistsError(f"{dest} already exists and is not empty: pass --overwrite to replace it, "
-                              f"or --name to write another data set")
+    check_destination(dest, overwrite)
     sources, origin = split_sources(internal_size, counts, seed, source, face_box, log)
-    reals, bases = {}, {}
-    for split in SPLITS:
-        n_real = int(counts[split]) // 2
-        reals[split] = _draw(sources[split], n_real)
-        bases[split] = _draw(sources[split], int(counts[split]) - n_real)  # faces the fakes reconstruct
-    train_faces = to_float(np.concatenate([reals["train"], bases["train"]]))
-    log(f"training the AutoGAN simulator ({upsampling} up-sampling, {internal_size}x{internal_size}) on "
-        f"{len(train_faces)} train faces for {generator_epochs} epochs")
-    generator, history = train_generator(train_faces, generator_epochs, width=width, upsampling=upsampling,
-                                         seed=seed, progress=progress)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=dest.parent))
-    try:
+    reals, bases = _draw_reals_and_bases(sources, counts)
+    generator, history = _train_simulator(reals["train"], bases["train"], internal_size, generator_epochs, width,
+                                          upsampling, seed, progress, log)
+    with staged_folder(dest, f".{name}.") as tmp:
         summary, quality = write_splits(tmp, generator, reals, bases, image_size, log)
         save_generator(generator, tmp)
         write_json(tmp / "dataset.json", {
@@ -138,10 +129,35 @@ def generate_synthetic_dataset(
             "fidelity_at_internal_size": quality,
             "layout": "{split}/{real,fake}/<id>.png; autogan_generator.keras = the generator of the fakes",
         })
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return dest
+
+
+def _check_settings(counts: dict[str, int], image_size: int, generator_epochs: int) -> None:
+    """Refuse bad split counts, images under 32 px and fewer than one generator epoch, in that order."""
+    check_counts(counts)
+    if image_size < 32:
+        raise ValueError(f"--image-size must be at least 32, got {image_size}")
+    if generator_epochs < 1:
+        raise ValueError(f"--generator-epochs must be at least 1, got {generator_epochs}")
+
+
+def _draw_reals_and_bases(sources: dict[str, Callable], counts: dict[str, int]
+                          ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Per split, the real faces (half the count, rounded down) and then the faces the fakes reconstruct."""
+    reals, bases = {}, {}
+    for split in SPLITS:
+        n_real = int(counts[split]) // 2
+        reals[split] = _draw(sources[split], n_real)
+        bases[split] = _draw(sources[split], int(counts[split]) - n_real)  # faces the fakes reconstruct
+    return reals, bases
+
+
+def _train_simulator(train_reals: np.ndarray, train_bases: np.ndarray, internal_size: int, epochs: int,
+                     width: int, upsampling: str, seed: int, progress: bool, log: Callable[[str], None]):
+    """Train the AutoGAN simulator on all the train split's faces -> (generator, loss history)."""
+    from .autogan import to_float, train_generator
+
+    train_faces = to_float(np.concatenate([train_reals, train_bases]))
+    log(f"training the AutoGAN simulator ({upsampling} up-sampling, {internal_size}x{internal_size}) on "
+        f"{len(train_faces)} train faces for {epochs} epochs")
+    return train_generator(train_faces, epochs, width=width, upsampling=upsampling, seed=seed, progress=progress)
