@@ -12,6 +12,7 @@ Apache Beam pipeline in `cams.distributed.beam`, so both write the same files.
 from __future__ import annotations
 
 import io
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
@@ -26,6 +27,11 @@ from cams.core import files
 from cams.core import model_graph
 from cams.core.base import Explainer, compiled
 from cams.core.images import list_images, load_image
+
+
+#: threads that encode and write outputs while the model explains the next batch (zlib, PNG and file
+#: writes release the GIL)
+WRITER_THREADS = 2
 
 
 @dataclass
@@ -218,18 +224,30 @@ def explain_folder(
     todo = [p for p in paths if not (out / npz_name(rel[p])).exists()]
     report = BatchReport(total=len(paths), done_before=len(paths) - len(todo), out=out)
     bar = tqdm(total=len(todo), desc="explaining", unit="img", disable=not progress)
-    for idx, x, why in image_stream(todo, (h, w), c, scale, offset, batch_size):
-        idx, x, why = idx.numpy(), x.numpy(), why.numpy()
-        ok = why == b""
-        for i, reason in zip(idx[~ok], why[~ok]):
-            report.skipped.append((str(todo[i]), reason.decode("utf-8")))
-        idx, x = idx[ok], x[ok]
-        if len(x):
-            probs, maps = explain_batch(x)
-            for j, i in enumerate(idx):
-                one = {name: m[j] for name, m in maps.items()}
-                write_local(out, image_outputs(rel[todo[i]], x[j], one, probs[j], overlays))
-                report.explained += 1
-        bar.update(len(idx) + int((~ok).sum()))
+    with ThreadPoolExecutor(max_workers=WRITER_THREADS) as writers:  # encode and write while the next batch runs
+        pending: List[Future] = []
+        for idx, x, why in image_stream(todo, (h, w), c, scale, offset, batch_size):
+            idx, x, why = idx.numpy(), x.numpy(), why.numpy()
+            ok = why == b""
+            for i, reason in zip(idx[~ok], why[~ok]):
+                report.skipped.append((str(todo[i]), reason.decode("utf-8")))
+            idx, x = idx[ok], x[ok]
+            if len(x):
+                probs, maps = explain_batch(x)
+                names = [rel[todo[i]] for i in idx]
+                pending.append(writers.submit(_write_batch, out, names, x, maps, probs, overlays))
+            while len(pending) > WRITER_THREADS:  # bounded memory: at most this many batches wait
+                report.explained += pending.pop(0).result()
+            bar.update(len(idx) + int((~ok).sum()))
+        for done in pending:
+            report.explained += done.result()
     bar.close()
     return report
+
+
+def _write_batch(out: Path, names: Sequence[str], images: np.ndarray, maps: Mapping[str, np.ndarray],
+                 probs: np.ndarray, overlays: bool) -> int:
+    """Encode and write each image's outputs (`image_outputs`, .npz last); the number written."""
+    for j, name in enumerate(names):
+        write_local(out, image_outputs(name, images[j], {m: v[j] for m, v in maps.items()}, probs[j], overlays))
+    return len(names)
