@@ -97,7 +97,12 @@ def save_grid(
             axes[i, j].imshow(overlay(images[i], m[i], alpha=alpha, colormap=colormap))
             if i == 0:
                 axes[i, j].set_title(name, fontsize=9)
-    for ax in axes.ravel():
+    return _save_without_ticks(fig, axes, path)
+
+
+def _save_without_ticks(fig, axes, path: str | os.PathLike) -> Path:
+    """Hide every axis' ticks, tighten the layout and save the figure atomically."""
+    for ax in np.ravel(axes):
         ax.set_xticks([])
         ax.set_yticks([])
     fig.tight_layout()
@@ -128,11 +133,7 @@ def save_triplets(
             axes[i, 0].set_ylabel(str(titles[i]), fontsize=8)
     for j, t in enumerate(("input", "heatmap", "overlay")):
         axes[0, j].set_title(t, fontsize=9)
-    for ax in axes.ravel():
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.tight_layout()
-    return save_figure(fig, path)
+    return _save_without_ticks(fig, axes, path)
 
 
 def plot_history(
