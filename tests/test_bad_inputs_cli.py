@@ -18,7 +18,8 @@ from PIL import Image
 
 from cams_models import conv_gap_dense
 
-MAINS = {"cams": "cams", "bengali-xai": "bengali_xai.cli", "deepfake-xai": "deepfake_xai.cli"}
+CAMS, BENGALI, DEEPFAKE = "cams", "bengali-xai", "deepfake-xai"  # program names, run as `python -m MAINS[name]`
+MAINS = {CAMS: "cams", BENGALI: "bengali_xai.cli", DEEPFAKE: "deepfake_xai.cli"}
 DOC = Path(__file__).resolve().parents[1] / "docs" / "bad_inputs.md"
 
 
@@ -50,54 +51,54 @@ FEATURE = ["feature-cam", "--model", "{m}", "--images", "{imgs}", "--out", "{tmp
 ANALYSIS = ["-m", "SimpleNet", "-d", "{tmp}/nodata", "--out-dir", "{tmp}/o"]
 CASES = {
     # id: (prog, argv, exit status, message regex on the last stderr line)
-    "cli-cams-batch-size-0": ("cams", EXPLAIN + ["--batch-size", "0"], 2, r"--batch-size: expected a number >= 1, got 0"),
-    "cli-cams-batch-size-negative": ("cams", EXPLAIN + ["--batch-size", "-3"], 2, r"expected a number >= 1, got -3"),
-    "cli-cams-batch-size-text": ("cams", EXPLAIN + ["--batch-size", "many"], 2, r"expected a whole number, got 'many'"),
-    "cli-cams-limit-0": ("cams", EXPLAIN + ["--limit", "0"], 2, r"--limit: expected a number >= 1, got 0"),
-    "cli-cams-grid-rows-0": ("cams", EXPLAIN + ["--grid-rows", "0"], 2, r"--grid-rows: expected a number >= 1"),
-    "cli-cams-size-0": ("cams", EXPLAIN + ["--size", "0", "24"], 2, r"--size: expected a number >= 1, got 0"),
-    "cli-cams-scale-nan": ("cams", EXPLAIN + ["--scale", "nan"], 2, r"--scale: expected a finite number, got 'nan'"),
-    "cli-cams-folder-batch-size-0": ("cams", ["explain-folder", "--model", "{m}", "--images", "{imgs}", "--out", "{tmp}/o",
+    "cli-cams-batch-size-0": (CAMS, EXPLAIN + ["--batch-size", "0"], 2, r"--batch-size: expected a number >= 1, got 0"),
+    "cli-cams-batch-size-negative": (CAMS, EXPLAIN + ["--batch-size", "-3"], 2, r"expected a number >= 1, got -3"),
+    "cli-cams-batch-size-text": (CAMS, EXPLAIN + ["--batch-size", "many"], 2, r"expected a whole number, got 'many'"),
+    "cli-cams-limit-0": (CAMS, EXPLAIN + ["--limit", "0"], 2, r"--limit: expected a number >= 1, got 0"),
+    "cli-cams-grid-rows-0": (CAMS, EXPLAIN + ["--grid-rows", "0"], 2, r"--grid-rows: expected a number >= 1"),
+    "cli-cams-size-0": (CAMS, EXPLAIN + ["--size", "0", "24"], 2, r"--size: expected a number >= 1, got 0"),
+    "cli-cams-scale-nan": (CAMS, EXPLAIN + ["--scale", "nan"], 2, r"--scale: expected a finite number, got 'nan'"),
+    "cli-cams-folder-batch-size-0": (CAMS, ["explain-folder", "--model", "{m}", "--images", "{imgs}", "--out", "{tmp}/o",
                                               "--batch-size", "0"], 2, r"--batch-size: expected a number >= 1"),
-    "cli-feature-percentile-0": ("cams", FEATURE + ["--percentile", "0"], 2, r"--percentile: expected a percentile between 0 and 100"),
-    "cli-feature-percentile-100": ("cams", FEATURE + ["--percentile", "100"], 2, r"expected a percentile between 0 and 100"),
-    "cli-feature-percentile-nan": ("cams", FEATURE + ["--percentile", "nan"], 2, r"expected a finite number, got 'nan'"),
-    "cli-feature-k-nan": ("cams", FEATURE + ["--k", "nan"], 2, r"--k: expected a finite number"),
-    "cli-feature-k-negative": ("cams", FEATURE + ["--k", "-1"], 2, r"--k: expected a number between 0 and 1, got -1"),
-    "cli-lcam-epochs-0": ("cams", ["lcam-train", "--model", "{m}", "--images", "{imgs}", "--out", "{tmp}/l.npz", "--epochs", "0"],
+    "cli-feature-percentile-0": (CAMS, FEATURE + ["--percentile", "0"], 2, r"--percentile: expected a percentile between 0 and 100"),
+    "cli-feature-percentile-100": (CAMS, FEATURE + ["--percentile", "100"], 2, r"expected a percentile between 0 and 100"),
+    "cli-feature-percentile-nan": (CAMS, FEATURE + ["--percentile", "nan"], 2, r"expected a finite number, got 'nan'"),
+    "cli-feature-k-nan": (CAMS, FEATURE + ["--k", "nan"], 2, r"--k: expected a finite number"),
+    "cli-feature-k-negative": (CAMS, FEATURE + ["--k", "-1"], 2, r"--k: expected a number between 0 and 1, got -1"),
+    "cli-lcam-epochs-0": (CAMS, ["lcam-train", "--model", "{m}", "--images", "{imgs}", "--out", "{tmp}/l.npz", "--epochs", "0"],
                           2, r"--epochs: expected a number >= 1, got 0"),
-    "cli-lcam-rise-masks-0": ("cams", ["lcam-eval", "--model", "{m}", "--images", "{imgs}", "--lcam", "x.npz", "--out",
+    "cli-lcam-rise-masks-0": (CAMS, ["lcam-eval", "--model", "{m}", "--images", "{imgs}", "--lcam", "x.npz", "--out",
                                        "{tmp}/o", "--rise-masks", "0"], 2, r"--rise-masks: expected a number >= 1"),
-    "cli-bengali-epochs-0": ("bengali-xai", ["train", "--epochs", "0", "--out", "{tmp}/o"], 2, r"expected a number >= 1, got 0"),
-    "cli-bengali-n-0": ("bengali-xai", ["explain", "--model", "{m}", "--n", "0", "--out", "{tmp}/o"], 2, r"--n: expected a number >= 1"),
-    "cli-bengali-energy-negative": ("bengali-xai", ["explain", "--model", "{m}", "--energy-samples", "-1", "--out", "{tmp}/o"],
+    "cli-bengali-epochs-0": (BENGALI, ["train", "--epochs", "0", "--out", "{tmp}/o"], 2, r"expected a number >= 1, got 0"),
+    "cli-bengali-n-0": (BENGALI, ["explain", "--model", "{m}", "--n", "0", "--out", "{tmp}/o"], 2, r"--n: expected a number >= 1"),
+    "cli-bengali-energy-negative": (BENGALI, ["explain", "--model", "{m}", "--energy-samples", "-1", "--out", "{tmp}/o"],
                                     2, r"--energy-samples: expected a number >= 0, got -1"),
-    "cli-deepfake-batch-size-0": ("deepfake-xai", ["numerical-analysis", *ANALYSIS, "-b", "0"], 2, r"--batch-size: expected a number >= 1"),
-    "cli-deepfake-lr-nan": ("deepfake-xai", ["train", "-d", "x", "-lr", "nan"], 2, r"--lr: expected a finite number"),
-    "cli-deepfake-n-pairs-0": ("deepfake-xai", ["saliency-map", *ANALYSIS, "--n-pairs", "0"], 2, r"--n-pairs: expected a number >= 1"),
-    "cli-deepfake-tolerance-negative": ("deepfake-xai", ["localization", *ANALYSIS, "--tolerance", "-2"], 2,
+    "cli-deepfake-batch-size-0": (DEEPFAKE, ["numerical-analysis", *ANALYSIS, "-b", "0"], 2, r"--batch-size: expected a number >= 1"),
+    "cli-deepfake-lr-nan": (DEEPFAKE, ["train", "-d", "x", "-lr", "nan"], 2, r"--lr: expected a finite number"),
+    "cli-deepfake-n-pairs-0": (DEEPFAKE, ["saliency-map", *ANALYSIS, "--n-pairs", "0"], 2, r"--n-pairs: expected a number >= 1"),
+    "cli-deepfake-tolerance-negative": (DEEPFAKE, ["localization", *ANALYSIS, "--tolerance", "-2"], 2,
                                         r"--tolerance: expected a number >= 0"),
-    "cli-deepfake-missing-split": ("deepfake-xai", ["summary", "-d", "{tmp}/halfdata"], 2, r"halfdata.*val"),
+    "cli-deepfake-missing-split": (DEEPFAKE, ["summary", "-d", "{tmp}/halfdata"], 2, r"halfdata.*val"),
     # output paths: the same check and message on all three command lines
-    "cli-cams-out-is-a-file": ("cams", ["explain", "--model", "{m}", "--images", "{imgs}", "--out", "{a_file}"], 2,
+    "cli-cams-out-is-a-file": (CAMS, ["explain", "--model", "{m}", "--images", "{imgs}", "--out", "{a_file}"], 2,
                                r"cams explain: error: --out .*a_file: .*a_file is a file, not a folder; choose another path"),
-    "cli-cams-out-under-a-file": ("cams", ["explain", "--model", "{m}", "--images", "{imgs}", "--out", "{a_file}/sub"], 2,
+    "cli-cams-out-under-a-file": (CAMS, ["explain", "--model", "{m}", "--images", "{imgs}", "--out", "{a_file}/sub"], 2,
                                   r"--out .*a_file/sub: .*a_file is a file, not a folder"),
-    "cli-bengali-out-is-a-file": ("bengali-xai", ["train", "--out", "{a_file}"], 2,
+    "cli-bengali-out-is-a-file": (BENGALI, ["train", "--out", "{a_file}"], 2,
                                   r"bengali-xai train: error: --out .*a_file: .*is a file, not a folder"),
-    "cli-deepfake-out-is-a-file": ("deepfake-xai", ["numerical-analysis", "-m", "SimpleNet", "-d", "x", "--out-dir", "{a_file}"],
+    "cli-deepfake-out-is-a-file": (DEEPFAKE, ["numerical-analysis", "-m", "SimpleNet", "-d", "x", "--out-dir", "{a_file}"],
                                    2, r"deepfake-xai numerical-analysis: error: --out-dir .*a_file: .*is a file, not a folder"),
-    "cli-cams-out-unwritable": ("cams", ["explain", "--model", "{m}", "--images", "{imgs}", "--out", "/proc/cams-out"], 2,
+    "cli-cams-out-unwritable": (CAMS, ["explain", "--model", "{m}", "--images", "{imgs}", "--out", "/proc/cams-out"], 2,
                                 r"--out /proc/cams-out: cannot write in /proc \(.*\); choose a writable folder"),
-    "cli-bengali-out-unwritable": ("bengali-xai", ["train", "--out", "/proc/cams-out"], 2, r"cannot write in /proc"),
-    "cli-deepfake-out-unwritable": ("deepfake-xai", ["train", "-d", "x", "--checkpoint-dir", "/proc/ck"], 2,
+    "cli-bengali-out-unwritable": (BENGALI, ["train", "--out", "/proc/cams-out"], 2, r"cannot write in /proc"),
+    "cli-deepfake-out-unwritable": (DEEPFAKE, ["train", "-d", "x", "--checkpoint-dir", "/proc/ck"], 2,
                                     r"--checkpoint-dir /proc/ck: cannot write in /proc"),
     # data
-    "cli-bengali-csv-missing-column": ("bengali-xai", ["train", "--data", "ekush", "--data-dir", "{tmp}/ekush_short",
+    "cli-bengali-csv-missing-column": (BENGALI, ["train", "--data", "ekush", "--data-dir", "{tmp}/ekush_short",
                                                        "--out", "{tmp}/o"], 2, r"row 1 has 784 columns, expected 785"),
-    "cli-bengali-csv-label-out-of-range": ("bengali-xai", ["train", "--data", "ekush", "--data-dir", "{tmp}/ekush_label",
+    "cli-bengali-csv-label-out-of-range": (BENGALI, ["train", "--data", "ekush", "--data-dir", "{tmp}/ekush_label",
                                                            "--out", "{tmp}/o"], 2, r"label.*12"),
-    "cli-bengali-numtadb-no-dir": ("bengali-xai", ["train", "--data", "numtadb", "--out", "{tmp}/o"], 2, r"--data numtadb needs --data-dir"),
+    "cli-bengali-numtadb-no-dir": (BENGALI, ["train", "--data", "numtadb", "--out", "{tmp}/o"], 2, r"--data numtadb needs --data-dir"),
 }
 
 
@@ -142,7 +143,7 @@ def test_full_disk_is_one_line_exit_1_and_no_half_written_file(ws, tmp_path, cap
 
     monkeypatch.setattr(np, "savez_compressed", full_disk)
     out = tmp_path / "o"
-    assert run_main("cams", _fill(EXPLAIN, ws, tmp_path)) == 1
+    assert run_main(CAMS, _fill(EXPLAIN, ws, tmp_path)) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert re.fullmatch(r"cams explain: error: No space left on device \(.*\); outputs already written are complete "
                         r"\(--debug shows the traceback\)", err[-1]), err[-1]
@@ -151,10 +152,10 @@ def test_full_disk_is_one_line_exit_1_and_no_half_written_file(ws, tmp_path, cap
 
 
 @pytest.mark.parametrize("prog, argv, target", [
-    ("cams", EXPLAIN, "cams.cli.explain.cmd_explain"),
-    ("bengali-xai", ["train", "--out", "{tmp}/o"], "bengali_xai.cli.cmd_train"),
-    ("deepfake-xai", ["summary", "-d", "x"], "deepfake_xai.cli._cmd_summary"),
-], ids=["cams", "bengali-xai", "deepfake-xai"])
+    (CAMS, EXPLAIN, "cams.cli.explain.cmd_explain"),
+    (BENGALI, ["train", "--out", "{tmp}/o"], "bengali_xai.cli.cmd_train"),
+    (DEEPFAKE, ["summary", "-d", "x"], "deepfake_xai.cli._cmd_summary"),
+], ids=[CAMS, "bengali-xai", "deepfake-xai"])
 def test_ctrl_c_exits_130_and_debug_shows_the_traceback(ws, tmp_path, capsys, monkeypatch, prog, argv, target):
     """cli-ctrl-c / cli-debug / cli-runtime-error: the same on the three command lines."""
     module, name = target.rsplit(".", 1)
@@ -194,9 +195,9 @@ def _cams(*args, timeout=300):
 def test_the_three_programs_answer_a_bad_out_identically(ws):
     """cli-same-fault: run as programs (sys.executable -m), the same fault gives the same line and exit 2."""
     got = []
-    for prog, argv in [("cams", ["explain", "--model", ws / "m.keras", "--images", ws / "imgs", "--out", ws / "a_file"]),
-                       ("bengali-xai", ["train", "--out", ws / "a_file"]),
-                       ("deepfake-xai", ["demo", "--out", ws / "a_file"])]:
+    for prog, argv in [(CAMS, ["explain", "--model", ws / "m.keras", "--images", ws / "imgs", "--out", ws / "a_file"]),
+                       (BENGALI, ["train", "--out", ws / "a_file"]),
+                       (DEEPFAKE, ["demo", "--out", ws / "a_file"])]:
         r = subprocess.run([sys.executable, "-m", MAINS[prog], *map(str, argv)], capture_output=True, text=True, timeout=300)
         lines = r.stderr.strip().splitlines()
         assert r.returncode == 2 and len(lines) == 1, r.stderr
