@@ -155,7 +155,7 @@ def test_full_disk_is_one_line_exit_1_and_no_half_written_file(ws, tmp_path, cap
     (CAMS, EXPLAIN, "cams.cli.explain.cmd_explain"),
     (BENGALI, ["train", "--out", "{tmp}/o"], "bengali_xai.cli.cmd_train"),
     (DEEPFAKE, ["summary", "-d", "x"], "deepfake_xai.cli._cmd_summary"),
-], ids=[CAMS, "bengali-xai", "deepfake-xai"])
+], ids=[CAMS, BENGALI, DEEPFAKE])
 def test_ctrl_c_exits_130_and_debug_shows_the_traceback(ws, tmp_path, capsys, monkeypatch, prog, argv, target):
     """cli-ctrl-c / cli-debug / cli-runtime-error: the same on the three command lines."""
     module, name = target.rsplit(".", 1)
