@@ -1,4 +1,4 @@
-"""Validation of user inputs: images and targets. Every problem is a ValueError that says what is wrong."""
+"""Validation of user inputs: images, targets and counts. Every problem is a ValueError that says what is wrong."""
 from __future__ import annotations
 
 from typing import Optional, Sequence, Union
@@ -6,6 +6,22 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 Targets = Union[None, int, Sequence[int], np.ndarray]
+
+
+def check_count(value, name: str) -> int:
+    """Return `value` as an int after checking it is at least 1 (batch sizes, samples, steps, epochs).
+
+    Args:
+        value: the number given.
+        name: its argument name, for the message.
+    Returns:
+        int(value).
+    Raises:
+        ValueError: "<name> must be >= 1, got <value>".
+    """
+    if not value >= 1:  # NaN too
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return int(value)
 
 
 def check_images(images, model_shape: Sequence[Optional[int]], name: str = "images") -> np.ndarray:

@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from cams.core import model_graph
 from cams.core.base import LayerExplainer, resolve_targets, target_scores
+from cams.core.inputs import check_count
 from cams.methods import perturbation as _registered_first  # noqa: F401  (the registry keeps declaration order: Score-CAM and RISE are listed before Ablation-CAM)
 from cams.methods.registry import register
 
@@ -37,9 +38,7 @@ class AblationCAM(LayerExplainer):
     exportable = False  # one image per graph call
 
     def __init__(self, model: keras.Model, layer=None, batch_size: int = 64):
-        if int(batch_size) < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.chunk_size = int(batch_size)
+        self.chunk_size = check_count(batch_size, "batch_size")
         super().__init__(model, layer)
         self.head = model_graph.head_model(model, self.layer)
         self.batch_size = 1  # one image per compiled call; its ablated copies are chunked

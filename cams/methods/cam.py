@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from cams.core import model_graph
 from cams.core.base import LayerExplainer, resolve_targets
+from cams.core.inputs import check_count
 from cams.methods import gradient as _registered_first  # noqa: F401  (the registry keeps declaration order: Grad-CAM's family is listed before CAM)
 from cams.methods.registry import register
 
@@ -98,9 +99,7 @@ class CAM(LayerExplainer):
                     f"CAM reads the layer feeding the global average pooling, {feature.name!r}, not {chosen.name!r}; "
                     "leave layer=None (or use Grad-CAM for other layers)"
                 )
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.batch_size = int(batch_size)
+        self.batch_size = check_count(batch_size, "batch_size")
         super().__init__(model, feature)
 
     def _explain_batch(self, x: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:

@@ -5,6 +5,7 @@ import keras
 import tensorflow as tf
 
 from cams.core.base import LayerExplainer
+from cams.core.inputs import check_count
 from cams.methods import gradient as _registered_first  # noqa: F401  (the registry keeps declaration order: Grad-CAM's family is listed before Eigen-CAM)
 from cams.methods.registry import register
 
@@ -48,9 +49,7 @@ class EigenCAM(LayerExplainer):
     """
 
     def __init__(self, model: keras.Model, layer=None, batch_size: int = 32):
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.batch_size = int(batch_size)
+        self.batch_size = check_count(batch_size, "batch_size")
         super().__init__(model, layer)
 
     def _explain_batch(self, x: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:

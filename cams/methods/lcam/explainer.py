@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from cams.core import model_graph
 from cams.core.base import LayerExplainer, normalize_maps, resize_maps, resolve_targets
-from cams.core.inputs import Targets, check_images, check_targets
+from cams.core.inputs import Targets, check_count, check_images, check_targets
 from cams.methods.registry import register
 
 from . import fileformat, training
@@ -67,10 +67,9 @@ class LCAM(LayerExplainer):
             raise ValueError(f"mode must be 'img' (L-CAM-Img) or 'fm' (L-CAM-Fm), got {mode!r}")
         if loss not in LOSSES:
             raise ValueError(f"loss must be 'full' (the paper's loss) or 'ce' (cross-entropy only), got {loss!r}")
-        if int(batch_size) < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        batch_size = check_count(batch_size, "batch_size")
         super().__init__(model, layer)
-        self.mode, self.loss, self.batch_size = mode, loss, int(batch_size)
+        self.mode, self.loss, self.batch_size = mode, loss, batch_size
         self.layer_name = _qualified_name(model, self.layer)
         self.channels = model_graph.feature_channels(model, self.layer)
         k0, b0 = initial_weights(self.channels, self.n_classes, seed)
@@ -168,8 +167,7 @@ class LCAM(LayerExplainer):
         """
         if labels not in training.LABEL_SOURCES:
             raise ValueError(f"labels must be 'model' (top-1 predictions) or 'dataset', got {labels!r}")
-        if int(epochs) < 1:
-            raise ValueError(f"epochs must be >= 1, got {epochs}")
+        check_count(epochs, "epochs")
         if not learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {learning_rate}")
         strategy = resolve_strategy(strategy)
