@@ -1,6 +1,6 @@
 """numerical_analysis: soft scores of both classes, ROC and DET curves with AUC (the report's ROC and DET figures).
 
-As in the seed, both curves use the true labels with fake (1) as the positive class, so the real
+As in the report, both curves use the true labels with fake (1) as the positive class, so the real
 score's curve is the mirror image of the fake score's and its AUC is about 1 - AUC(fake).
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from .analysis_common import Analysis  # noqa: E402
 
 def get_soft_scores_and_true_labels(an: Analysis, split: str = "test", batch_size: int = 32
                                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """Softmax scores of class real and class fake, true labels and paths (the seed's API)."""
+    """Softmax scores of class real and class fake, true labels and paths (the report's API)."""
     real, fake, labels, paths = [], [], [], []
     for images, y, p in an.batches(split, batch_size):
         prob = probabilities(an.model, images, batch_size)

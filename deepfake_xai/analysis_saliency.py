@@ -1,6 +1,6 @@
 """saliency_map: gradient saliency maps of test images and per-class mean maps (the report's saliency figures).
 
-The map of an image is max over colour channels of |d S_y / d x| for its true class y (the seed's
+The map of an image is max over colour channels of |d S_y / d x| for its true class y (the report's
 compute_gradient_saliency_maps), computed by `cams.Saliency`.
 """
 from __future__ import annotations

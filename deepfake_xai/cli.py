@@ -1,6 +1,6 @@
 """`deepfake-xai`: the real/fake face study from the command line.
 
-Subcommands mirror the seed's scripts (train_main.py, plot_accuracy_and_loss.py, numerical_analysis.py,
+Subcommands mirror the report's scripts (train_main.py, plot_accuracy_and_loss.py, numerical_analysis.py,
 saliency_map.py, grad_cam_analysis.py) with their flags, plus make-dataset, summary, localization,
 spectrum, plot-samples and demo. Expected problems (missing folders, bad files, weights that cannot be downloaded) end with
 one line on stderr and exit status 2; Ctrl-C during training exits 130 and the same command resumes.
@@ -57,7 +57,7 @@ def _add_make_dataset(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--val", type=positive_int, default=200, help="images in the val split (default: 200)")
     p.add_argument("--test", type=positive_int, default=200, help="images in the test split (default: 200)")
     p.add_argument("--fake-fraction", type=unit_float, default=1 / 3,
-                   help="share of fakes in each split (default: 1/3, the seed's fake:real = 1:2; --kind synthetic is "
+                   help="share of fakes in each split (default: 1/3, the report's fake:real = 1:2; --kind synthetic is "
                         "always 1:1)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--real-images", "--source", dest="real_images", default=None, metavar="DIR",
@@ -164,7 +164,7 @@ def _add_numerical_analysis(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("numerical-analysis", aliases=["numerical_analysis"],
                        help="soft scores, ROC and DET curves with AUC (numerical_analysis.py)",
                        description="Soft scores of the real and the fake class on the test split; ROC and DET "
-                       "curves with AUC for both scores (positive class = fake, as in the seed).")
+                       "curves with AUC for both scores (positive class = fake, as in the report).")
     _add_analysis_args(p)
 
 

@@ -1,4 +1,4 @@
-"""`deepfake-xai demo`: the seed's command sequence on the generated data set, under one folder."""
+"""`deepfake-xai demo`: the report's command sequence on the generated data set, under one folder."""
 from __future__ import annotations
 
 import os

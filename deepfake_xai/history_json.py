@@ -1,4 +1,4 @@
-"""The seed's training JSON: `out/<dataset>_<model>_<optimizer>.json` holds a list of run dicts.
+"""The report's training JSON: `out/<dataset>_<model>_<optimizer>.json` holds a list of run dicts.
 
 Each run dict has model, dataset, optimizer {name, params}, and train/val/test loss and accuracy,
 one value per epoch, accuracies in percent (as in the original train_main.py). A new run is
@@ -15,12 +15,12 @@ SERIES = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_a
 
 
 def run_stem(dataset: str, model: str, optimizer: str) -> str:
-    """`<dataset>_<model>_<optimizer>`, the seed's file stem for JSON and checkpoints."""
+    """`<dataset>_<model>_<optimizer>`, the report's file stem for JSON and checkpoints."""
     return f"{dataset}_{model}_{optimizer}"
 
 
 def optimizer_record(name: str, lr: float, momentum: float | None = None) -> dict:
-    """{name, params} as the seed writes it: lr for Adam, lr and momentum for SGD."""
+    """{name, params} as the report writes it: lr for Adam, lr and momentum for SGD."""
     params: dict[str, float] = {"lr": float(lr)}
     if name == "SGD":
         params["momentum"] = float(momentum or 0.0)
@@ -28,7 +28,7 @@ def optimizer_record(name: str, lr: float, momentum: float | None = None) -> dic
 
 
 def series_from_history(history: Mapping[str, Sequence[float]]) -> dict[str, list[float]]:
-    """Keras history (loss, accuracy, val_*, test_*) -> the seed's six series, accuracies in percent."""
+    """Keras history (loss, accuracy, val_*, test_*) -> the report's six series, accuracies in percent."""
     out: dict[str, list[float]] = {}
     for prefix, keras_prefix in (("train", ""), ("val", "val_"), ("test", "test_")):
         out[f"{prefix}_loss"] = [round(float(v), 6) for v in history.get(f"{keras_prefix}loss", [])]
@@ -38,7 +38,7 @@ def series_from_history(history: Mapping[str, Sequence[float]]) -> dict[str, lis
 
 def run_record(model: str, dataset: str, optimizer: Mapping[str, Any],
                history: Mapping[str, Sequence[float]], **info: Any) -> dict:
-    """One run dict in the seed's format, plus any descriptive `info` keys."""
+    """One run dict in the report's format, plus any descriptive `info` keys."""
     record: dict[str, Any] = {"model": model, "dataset": dataset, "optimizer": dict(optimizer)}
     record.update(series_from_history(history))
     record.update(info)

@@ -1,4 +1,4 @@
-"""Generate the embedded planted-face data set (the seed's definition of a fake, made offline).
+"""Generate the embedded planted-face data set (the report's definition of a fake, made offline).
 
 Layout written (the folder layout the trainer reads, plus masks outside the class folders so any
 folder-based loader still sees exactly two classes):

@@ -105,7 +105,7 @@ def load_weights_file(model: keras.Model, path: str | os.PathLike) -> None:
 
 
 def count_params(model: keras.Model) -> int:
-    """Number of parameters (the seed's get_nof_parameters)."""
+    """Number of parameters (the report's get_nof_parameters)."""
     return int(model.count_params())
 
 

@@ -52,7 +52,7 @@ def plot_samples(data_root: str | os.PathLike = "data", datasets: Sequence[str] 
                  split: str = "train", out_dir: str | os.PathLike = "out", seed: int = 0,
                  log: Callable[[str], None] = print) -> Path:
     """One row of n real and one of n fake samples per data set ->
-    `<out_dir>/figures/samples_of_faces_dataset.png` (the seed's plot_samples_of_faces_dataset.py)."""
+    `<out_dir>/figures/samples_of_faces_dataset.png` (the report's plot_samples_of_faces_dataset.py)."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -1,4 +1,4 @@
-"""Training as the seed's train_main.py does it: per-epoch train/val/test loss and accuracy to JSON,
+"""Training as the report's train_main.py does it: per-epoch train/val/test loss and accuracy to JSON,
 best-validation checkpoint, plus resume after an interruption and mixed precision."""
 from __future__ import annotations
 
@@ -166,7 +166,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> TrainOutputs:
 
 
 def _record_writer(cfg: TrainConfig, name: str, root: Path, ckpt: Path, policy: str, splits, json_path: Path):
-    """write_record(state, status): the run's record (the seed's JSON format) upserted into json_path."""
+    """write_record(state, status): the run's record (the report's JSON format) upserted into json_path."""
     optimizer = optimizer_record(cfg.optimizer, cfg.lr, cfg.momentum)
     info = dict(batch_size=cfg.batch_size, epochs=cfg.epochs, image_size=cfg.image_size,
                 weights=cfg.resolved_weights(), precision=policy, seed=cfg.seed,

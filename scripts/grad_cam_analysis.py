@@ -1,4 +1,4 @@
-"""The seed's grad_cam_analysis.py: thin wrapper around `deepfake-xai grad_cam_analysis` (same flags; see --help)."""
+"""The report's grad_cam_analysis.py: thin wrapper around `deepfake-xai grad_cam_analysis` (same flags; see --help)."""
 import sys
 
 from deepfake_xai.cli import main

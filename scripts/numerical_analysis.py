@@ -1,4 +1,4 @@
-"""The seed's numerical_analysis.py: thin wrapper around `deepfake-xai numerical_analysis` (same flags; see --help)."""
+"""The report's numerical_analysis.py: thin wrapper around `deepfake-xai numerical_analysis` (same flags; see --help)."""
 import sys
 
 from deepfake_xai.cli import main

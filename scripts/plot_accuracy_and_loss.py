@@ -1,4 +1,4 @@
-"""The seed's plot_accuracy_and_loss.py: thin wrapper around `deepfake-xai plot_accuracy_and_loss` (same flags; see --help)."""
+"""The report's plot_accuracy_and_loss.py: thin wrapper around `deepfake-xai plot_accuracy_and_loss` (same flags; see --help)."""
 import sys
 
 from deepfake_xai.cli import main

@@ -1,4 +1,4 @@
-"""The seed's plot_samples_of_faces_dataset.py: thin wrapper around `deepfake-xai plot-samples`
+"""The report's plot_samples_of_faces_dataset.py: thin wrapper around `deepfake-xai plot-samples`
 (Figure 1: real and fake samples of each data set under --data-root; see --help)."""
 import sys
 

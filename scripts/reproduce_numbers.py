@@ -13,7 +13,7 @@ seed changes between runs, and training is deterministic for a seed on a CPU (op
 the spread is what the choice of seed alone does to a figure.
 
     python scripts/reproduce_numbers.py                       # 3 seeds, 128 px, planted + synthetic
-    python scripts/reproduce_numbers.py --image-size 256      # the seed's verbatim size (slower)
+    python scripts/reproduce_numbers.py --image-size 256      # the report's verbatim size (slower)
 """
 from __future__ import annotations
 
@@ -143,7 +143,7 @@ def main(argv=None) -> int:
     ap.add_argument("--train", type=int, default=1200, help="face train images (default: 1200)")
     ap.add_argument("--val", type=int, default=200, help="face val images (default: 200)")
     ap.add_argument("--test", type=int, default=200, help="face test images (default: 200)")
-    ap.add_argument("-e", "--epochs", type=int, default=5, help="SimpleNet epochs (default: 5, the seed's)")
+    ap.add_argument("-e", "--epochs", type=int, default=5, help="SimpleNet epochs (default: 5, the report's)")
     ap.add_argument("--xception-size", type=int, default=0,
                     help="also train XceptionBased (random weights) on the synthetic set at this side (>= 71); "
                          "0 = skip (default)")

@@ -1,4 +1,4 @@
-"""The seed's saliency_map.py: thin wrapper around `deepfake-xai saliency_map` (same flags; see --help)."""
+"""The report's saliency_map.py: thin wrapper around `deepfake-xai saliency_map` (same flags; see --help)."""
 import sys
 
 from deepfake_xai.cli import main

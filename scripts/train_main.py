@@ -1,4 +1,4 @@
-"""The seed's train_main.py: thin wrapper around `deepfake-xai train` (same flags; see --help)."""
+"""The report's train_main.py: thin wrapper around `deepfake-xai train` (same flags; see --help)."""
 import sys
 
 from deepfake_xai.cli import main

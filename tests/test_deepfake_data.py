@@ -56,7 +56,7 @@ def test_summary_counts_and_fake_to_real(tiny, capsys):
     assert s["test"]["real"] == len(list((tiny / "test" / "real").iterdir()))
     assert s["test"]["fake"] == len(list((tiny / "test" / "fake").iterdir()))
     assert s["test"]["fake_to_real"] == ddata.fake_to_real(s["test"]["fake"], s["test"]["real"])
-    assert ddata.fake_to_real(700, 1400) == "1:2"   # the seed's Q9 test split
+    assert ddata.fake_to_real(700, 1400) == "1:2"   # the report's test split (700 fake, 1400 real)
     assert ddata.fake_to_real(552, 551) == "1:1.00"  # Q15: not exactly 1:1
     assert s["test"]["fake_percent"] == pytest.approx(100 * s["test"]["fake"] / s["test"]["total"])
     assert main(["summary", "-d", str(tiny)]) == 0

@@ -1,4 +1,4 @@
-"""Training: cams.training resume helpers (BackupAndRestore + RunState), the seed's JSON, the seed's command verbatim."""
+"""Training: cams.training resume helpers (BackupAndRestore + RunState), the report's JSON, the report's command verbatim."""
 from __future__ import annotations
 
 import json
