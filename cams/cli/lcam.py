@@ -27,13 +27,14 @@ def _training_stream(model, args):
     """(tf.data stream of (images, labels) batches, number of files) for --images."""
     import numpy as np
 
+    from cams.core.model_graph import num_classes
     from cams.distributed.local import image_size
     from cams.methods.lcam import data
 
     classes = _class_list(args) if args.labels == "dataset" else None
     paths, labels = data.list_files(args.images, classes)
-    if classes is not None and len(classes) > cams_classes(model):
-        raise ValueError(f"{len(classes)} classes in the class list, more than the model's {cams_classes(model)} outputs")
+    if classes is not None and len(classes) > num_classes(model):
+        raise ValueError(f"{len(classes)} classes in the class list, more than the model's {num_classes(model)} outputs")
     if args.max_images is not None and args.max_images < len(paths):
         keep = np.sort(np.random.default_rng(args.seed).permutation(len(paths))[: args.max_images])
         paths, labels = paths[keep], labels[keep]
@@ -41,12 +42,6 @@ def _training_stream(model, args):
     stream = data.image_dataset(paths, labels, (h, w), c, args.batch_size, scale=args.scale, offset=args.offset,
                                 crop=not args.no_crop, seed=args.seed)
     return stream, len(paths)
-
-
-def cams_classes(model) -> int:
-    from cams.core.model_graph import num_classes
-
-    return num_classes(model)
 
 
 def _callbacks(out: Path, args):
