@@ -98,7 +98,7 @@ class RunState(keras.callbacks.Callback):
 
     After every epoch, `history` ({log key: one value per epoch, all epochs of the run, resumed
     ones included}), the settings `fingerprint` and free `extra` data are written to `path`
-    (atomically), and `on_update(self)` runs (e.g. to write the study's JSON record). Put it
+    (atomically; path=None keeps them in memory), and `on_update(self)` runs (e.g. to write the study's JSON record). Put it
     before BackupAndRestore in the callback list: a kill between the two leaves this file one
     epoch ahead, which the rerun overwrites (entries are indexed by epoch).
     """
@@ -106,7 +106,7 @@ class RunState(keras.callbacks.Callback):
     def __init__(self, path, fingerprint: Any = None, extra: Mapping[str, Any] | None = None,
                  on_update: Callable[["RunState"], None] | None = None):
         super().__init__()
-        self.path = Path(path)
+        self.path = Path(path) if path is not None else None  # None: kept in memory only
         self.fingerprint = json.loads(json.dumps(fingerprint, default=str))
         self.history: dict[str, list[float]] = {}
         self.extra = dict(extra or {})
@@ -114,7 +114,7 @@ class RunState(keras.callbacks.Callback):
 
     def saved(self) -> dict | None:
         """The state written by an earlier run, or None."""
-        if not self.path.is_file():
+        if self.path is None or not self.path.is_file():
             return None
         try:
             return json.loads(self.path.read_text(encoding="utf-8"))
@@ -137,10 +137,15 @@ class RunState(keras.callbacks.Callback):
         i = pick(range(len(values)), key=lambda j: (values[j] if mode == "max" else -values[j], -j))
         return i + 1, values[i]
 
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        for key, value in (logs or {}).items():
+    def record(self, epoch: int, logs: Mapping[str, Any]) -> None:
+        """Put epoch `epoch`'s logs in `history` (a resumed epoch replaces what a killed run left)."""
+        for key, value in logs.items():
             self.history[key] = self.history.get(key, [])[:epoch] + [float(value)]
-        write_json(self.path, {"fingerprint": self.fingerprint, "history": self.history, "extra": self.extra})
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.record(epoch, logs or {})
+        if self.path is not None:
+            write_json(self.path, {"fingerprint": self.fingerprint, "history": self.history, "extra": self.extra})
         if self.on_update is not None:
             self.on_update(self)
 

@@ -2,12 +2,11 @@
 per-epoch history (kept across a BackupAndRestore resume), and checkpoints in the .npz format."""
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
 
 import keras
-import numpy as np
+
+from cams.training import RunState
 
 
 class ThroughputAndRate(keras.callbacks.Callback):
@@ -31,31 +30,26 @@ class ThroughputAndRate(keras.callbacks.Callback):
             logs["lr"] = self._lr
 
 
-class RecordHistory(keras.callbacks.Callback):
+class RecordHistory(RunState):
     """Keeps `lcam.history` = {log key: [one value per epoch]} for all epochs of the training.
 
-    With `path`, the history is also written there (JSON) after every epoch and read back at the
-    start, so a run resumed by BackupAndRestore keeps the epochs done before the interruption.
+    A `cams.training.RunState` whose history is the explainer's: with `path`, it is written there
+    (JSON) after every epoch and read back at the start, so a run resumed by BackupAndRestore keeps
+    the epochs done before the interruption.
     """
 
     def __init__(self, lcam, path=None):
-        super().__init__()
-        self.lcam, self.path = lcam, Path(path) if path else None
+        super().__init__(path)
+        self.lcam = lcam
 
     def on_train_begin(self, logs=None):
-        if self.path is not None and self.path.is_file():
-            self.lcam.history = json.loads(self.path.read_text(encoding="utf-8"))
+        self.restore()
+        self.lcam.history = self.history
 
-    def on_epoch_end(self, epoch, logs=None):
-        history = self.lcam.history
-        for key, value in (logs or {}).items():
-            history[key] = list(history.get(key, []))[:epoch] + [float(np.asarray(value))]
-        if "images" in history:
-            history["images"] = [int(v) for v in history["images"]]
-        if self.path is not None:
-            from cams.core.files import write_json
-
-            write_json(self.path, history)
+    def record(self, epoch, logs):
+        super().record(epoch, logs)
+        if "images" in self.history:
+            self.history["images"] = [int(v) for v in self.history["images"]]
 
 
 class NpzCheckpoint(keras.callbacks.Callback):
