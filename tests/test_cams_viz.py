@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cams import files, viz
+from cams import viz
+from cams.core import files
 
 
 def test_overlay_and_heatmap_values():

@@ -1,4 +1,4 @@
-"""Load image files for explanation: decode, convert to the model's channels, resize, scale."""
+"""Load image files for explanation: decode, convert to the model's channels, resize, scale; arrays to uint8 RGB for display."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -91,3 +91,23 @@ def load_for_model(model, inputs: Sequence[str | Path], scale: float = 1 / 255.0
     if not len(x):
         raise ValueError("none of the images could be read: " + "; ".join(f"{p}: {why}" for p, why in skipped[:3]))
     return x, kept, skipped
+
+
+def to_uint8_rgb(image: np.ndarray) -> np.ndarray:
+    """Convert an image (grey or RGB, float [0,1] / [0,255] or uint8) to uint8 RGB (H, W, 3)."""
+    img = np.asarray(image)
+    if img.ndim == 3 and img.shape[-1] == 1:
+        img = img[..., 0]
+    if img.ndim == 2:
+        img = np.stack([img] * 3, axis=-1)
+    if img.ndim != 3 or img.shape[-1] != 3:
+        raise ValueError(f"expected an image of shape (H, W), (H, W, 1) or (H, W, 3), got {img.shape}")
+    if img.dtype == np.uint8:
+        return img
+    img = img.astype(np.float32)
+    lo, hi = float(np.nanmin(img)), float(np.nanmax(img))
+    if lo >= 0.0 and hi <= 1.0:
+        img = img * 255.0
+    elif lo < 0.0 or hi > 255.0:  # e.g. [-1, 1] or standardised input: rescale for display
+        img = (img - lo) / (hi - lo + 1e-12) * 255.0
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8)

@@ -1,200 +1,37 @@
-"""Faithfulness and localisation metrics for saliency maps.
+"""Metrics for saliency maps, one module per role.
 
-Probabilities are softmax of the model's pre-softmax logits (see `cams.model_graph`).
-Maps are (N, H, W) arrays at the input resolution, as returned by the explainers.
+- `cams.metrics.fidelity`: how the model's score reacts to the map (faithfulness): Average Drop /
+  Increase in Confidence (`ad_ic`, `keep_top`), Feature CAM's explanation maps
+  (`explanation_map`, `explanation_map_scores`), causal `insertion_auc` / `deletion_auc`.
+- `cams.metrics.localisation`: how well the map falls on a ground-truth mask (`pointing_game`,
+  `energy_in_mask` alias `energy_pointing_game`).
+- `cams.metrics._scoring`: shared helpers; `probabilities` (softmax of the model's pre-softmax
+  logits, see `cams.core.model_graph`) is public.
+
+Robustness, complexity and randomisation (sanity-check) metrics belong in modules of their own
+beside these, re-exported here. Maps are (N, H, W) arrays at the input resolution, as returned by
+the explainers.
 """
-from __future__ import annotations
+from cams.metrics._scoring import probabilities
+from cams.metrics.fidelity import (
+    ad_ic,
+    deletion_auc,
+    explanation_map,
+    explanation_map_scores,
+    insertion_auc,
+    keep_top,
+)
+from cams.metrics.localisation import energy_in_mask, energy_pointing_game, pointing_game
 
-from typing import Dict, Sequence
-
-import cv2
-import keras
-import numpy as np
-import tensorflow as tf
-
-from cams.core import model_graph
-from cams.core.inputs import Targets, check_images, check_targets
-
-
-def probabilities(model: keras.Model, images, batch_size: int = 32) -> np.ndarray:
-    """softmax(logits) of `model` on `images`, (N, n_classes) float32, in chunks of `batch_size`."""
-    x = check_images(images, model_graph.input_shape(model))
-    fn = model_graph.logits_function(model)
-    out = [tf.nn.softmax(fn(tf.constant(x[s : s + batch_size])), axis=-1).numpy() for s in range(0, len(x), batch_size)]
-    return np.concatenate(out, axis=0)
-
-
-def _check_maps(maps, images: np.ndarray, name: str = "maps") -> np.ndarray:
-    m = np.asarray(maps, dtype=np.float32)
-    if m.ndim == 4 and m.shape[-1] == 1:
-        m = m[..., 0]
-    if m.shape != images.shape[:3]:
-        raise ValueError(f"{name} must have shape {images.shape[:3]} (N, H, W) to match the images, got {m.shape}")
-    if not np.isfinite(m).all():
-        raise ValueError(f"{name} contain NaN or infinite values")
-    return m
-
-
-def _targets_and_probs(model, x, targets, batch_size):
-    probs = probabilities(model, x, batch_size)
-    t = check_targets(targets, len(x), probs.shape[1])
-    t = np.where(t < 0, probs.argmax(axis=1), t)
-    return t, probs[np.arange(len(x)), t]
-
-
-def keep_top(maps: np.ndarray, percent: float) -> np.ndarray:
-    """Keep the top `percent`% of each map's pixels with their values; zero the rest."""
-    if not 0 < percent <= 100:
-        raise ValueError(f"percent must be in (0, 100], got {percent}")
-    thr = np.percentile(maps.reshape(len(maps), -1), 100.0 - percent, axis=1)[:, None, None]
-    return np.where(maps >= thr, maps, 0.0).astype(np.float32)
-
-
-def ad_ic(
-    model: keras.Model,
-    images,
-    maps,
-    percents: Sequence[float] = (100, 50, 15),
-    targets: Targets = None,
-    batch_size: int = 32,
-    fill: float = 0.0,
-) -> Dict[str, float]:
-    """Average Drop and Increase in Confidence (Chattopadhay 2018; thresholds as in L-CAM's code).
-
-    Y_i = P(t_i | x_i); for each percent L the top L% of map pixels keep their values, the rest
-    is zeroed, and O_i = P(t_i | fill + (x_i - fill) * map_i). AD = 100/N sum max(0, Y - O)/Y,
-    IC = 100/N sum [O > Y]. fill = 0 is the official protocol (x * map on standardised inputs,
-    i.e. hidden pixels go to the input-space zero); pass black's value for a black baseline.
-    Targets default to the top-1 class on x. Returns {"AD(100%)": ..., "IC(100%)": ..., ...}.
-    """
-    x = check_images(images, model_graph.input_shape(model))
-    m = _check_maps(maps, x)
-    t, y = _targets_and_probs(model, x, targets, batch_size)
-    out: Dict[str, float] = {}
-    for pct in percents:
-        masked = fill + (x - fill) * keep_top(m, pct)[..., None]
-        o = probabilities(model, masked, batch_size)[np.arange(len(x)), t]
-        out[f"AD({pct:g}%)"] = float(100.0 * np.mean(np.maximum(0.0, y - o) / y))
-        out[f"IC({pct:g}%)"] = float(100.0 * np.mean(o > y))
-    return out
-
-
-def explanation_map(images, maps, percentile: float = 80, fill: float = 0.0) -> np.ndarray:
-    """Feature CAM's explanation map: original pixels where map >= its `percentile`, `fill` elsewhere.
-
-    `fill` is black in the model's input space: 0 for [0, 1] or [0, 255] inputs, -1 for [-1, 1].
-    """
-    x = np.asarray(images, dtype=np.float32)
-    if x.ndim != 4:
-        raise ValueError(f"images must have shape (N, H, W, C), got {x.shape}")
-    m = _check_maps(maps, x)
-    if not 0 <= percentile < 100:
-        raise ValueError(f"percentile must be in [0, 100), got {percentile}")
-    thr = np.percentile(m.reshape(len(m), -1), percentile, axis=1)[:, None, None]
-    return np.where((m >= thr)[..., None], x, np.float32(fill)).astype(np.float32)
-
-
-def explanation_map_scores(
-    model: keras.Model, images, maps, percentile: float = 80, batch_size: int = 32, fill: float = 0.0
-) -> Dict[str, float]:
-    """Feature CAM's evaluation of explanation maps against the original images.
-
-    right_classification: % of explanation maps given the class predicted on the original image;
-    mean_confidence: mean % probability of that class on the explanation maps;
-    original_confidence: the same on the original images.
-    """
-    x = check_images(images, model_graph.input_shape(model))
-    p_orig = probabilities(model, x, batch_size)
-    cls = p_orig.argmax(axis=1)
-    p_exp = probabilities(model, explanation_map(x, maps, percentile, fill), batch_size)
-    idx = np.arange(len(x))
-    return {
-        "right_classification": float(100.0 * np.mean(p_exp.argmax(axis=1) == cls)),
-        "mean_confidence": float(100.0 * np.mean(p_exp[idx, cls])),
-        "original_confidence": float(100.0 * np.mean(p_orig[idx, cls])),
-    }
-
-
-def _blur(x: np.ndarray) -> np.ndarray:
-    return np.stack([cv2.GaussianBlur(img, (11, 11), 5.0).reshape(img.shape) for img in x])
-
-
-def _causal_auc(model, images, maps, targets, steps, batch_size, insertion: bool, substrate: str):
-    x = check_images(images, model_graph.input_shape(model))
-    m = _check_maps(maps, x)
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
-    if substrate not in ("zeros", "blur"):
-        raise ValueError(f"substrate must be 'zeros' or 'blur', got {substrate!r}")
-    t, _ = _targets_and_probs(model, x, targets, batch_size)
-    base = np.zeros_like(x) if substrate == "zeros" else _blur(x)
-    n, h, w, c = x.shape
-    per_step = int(np.ceil(h * w / steps))
-    curves = np.empty((n, steps + 1), np.float32)
-    for i in range(n):
-        order = np.argsort(-m[i].ravel(), kind="stable")
-        start, finish = (base[i], x[i]) if insertion else (x[i], base[i])
-        seq = np.empty((steps + 1, h * w, c), np.float32)
-        cur = start.reshape(h * w, c).copy()
-        src = finish.reshape(h * w, c)
-        for s in range(steps + 1):
-            seq[s] = cur
-            idx = order[s * per_step : (s + 1) * per_step]
-            cur[idx] = src[idx]
-        curves[i] = probabilities(model, seq.reshape(steps + 1, h, w, c), batch_size)[:, t[i]]
-    auc = (curves[:, :-1] + curves[:, 1:]).sum(axis=1) / (2.0 * steps)
-    return float(auc.mean()), curves
-
-
-def deletion_auc(model, images, maps, targets: Targets = None, steps: int = 32, batch_size: int = 32,
-                 substrate: str = "zeros", return_curves: bool = False):
-    """Deletion (Petsiuk 2018): remove pixels most-salient first (to `substrate`); area under
-    P(target) against the removed fraction (trapezoid on [0, 1]). Lower is better."""
-    auc, curves = _causal_auc(model, images, maps, targets, steps, batch_size, False, substrate)
-    return (auc, curves) if return_curves else auc
-
-
-def insertion_auc(model, images, maps, targets: Targets = None, steps: int = 32, batch_size: int = 32,
-                  substrate: str = "blur", return_curves: bool = False):
-    """Insertion (Petsiuk 2018): start from a blurred copy and insert pixels most-salient first;
-    area under P(target) against the inserted fraction. Higher is better."""
-    auc, curves = _causal_auc(model, images, maps, targets, steps, batch_size, True, substrate)
-    return (auc, curves) if return_curves else auc
-
-
-def _check_masks(maps, masks):
-    m = np.asarray(maps, dtype=np.float32)
-    g = np.asarray(masks)
-    if g.ndim == 4 and g.shape[-1] == 1:
-        g = g[..., 0]
-    if m.ndim != 3 or g.shape != m.shape:
-        raise ValueError(f"maps and masks must both be (N, H, W) of the same shape, got {m.shape} and {g.shape}")
-    g = g > 0
-    empty = np.flatnonzero(~g.reshape(len(g), -1).any(axis=1))
-    if len(empty):
-        raise ValueError(f"ground-truth mask {int(empty[0])} is empty; pointing game needs a non-empty region")
-    return m, g
-
-
-def pointing_game(maps, masks, tolerance: int = 0) -> float:
-    """Pointing game (Zhang 2016): share of maps whose maximum falls inside the ground-truth mask,
-    the mask dilated by `tolerance` pixels (15 in the original paper)."""
-    m, g = _check_masks(maps, masks)
-    if tolerance > 0:
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * tolerance + 1, 2 * tolerance + 1))
-        g = np.stack([cv2.dilate(gi.astype(np.uint8), kernel) > 0 for gi in g])
-    hits = [g[i].ravel()[np.argmax(m[i])] for i in range(len(m))]
-    return float(np.mean(hits))
-
-
-def energy_in_mask(maps, masks) -> float:
-    """Energy-based pointing game (Wang 2020): mean over images of sum(map * mask) / sum(map)
-    (a map with zero energy scores 0)."""
-    m, g = _check_masks(maps, masks)
-    m = np.maximum(m, 0.0)
-    total = m.reshape(len(m), -1).sum(axis=1)
-    inside = (m * g).reshape(len(m), -1).sum(axis=1)
-    return float(np.mean(np.where(total > 0, inside / np.where(total > 0, total, 1.0), 0.0)))
-
-
-energy_pointing_game = energy_in_mask
+__all__ = [
+    "ad_ic",
+    "deletion_auc",
+    "energy_in_mask",
+    "energy_pointing_game",
+    "explanation_map",
+    "explanation_map_scores",
+    "insertion_auc",
+    "keep_top",
+    "pointing_game",
+    "probabilities",
+]

