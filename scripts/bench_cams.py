@@ -2,8 +2,8 @@
 """Benchmark every registered cams method, and tf-keras-vis / xplique where they have the method,
 on the same models and inputs, in one run.
 
-The method list is the registry (`cams.methods.registry.methods()`); methods that need training
-(family "learned") or a second network (Feature CAM's HED edges) are listed as skipped with the
+The method list is the registry (`cams.methods.registry.methods()`); methods that need a
+trained file (L-CAM) or a second network (Feature CAM's edge detector) are listed as skipped with the
 reason. For each method it prints ms per image, its cost floor from `explainer.forward_passes()`
 (in compiled forward passes of the same batch, timed alternately with the method so both see the
 same load on a shared machine; for Ablation-CAM one forward plus K passes through the head only,
@@ -31,10 +31,13 @@ import tensorflow as tf  # noqa: E402
 from cams.core import model_graph  # noqa: E402
 from cams.methods import registry  # noqa: E402
 
-SKIPPED = {
-    "learned": "needs training first; its inference is one forward pass (see the L-CAM Table 1 study)",
-    "edge": "base CAM + an HED network pass: not a cost of the classifier",
-}
+def skip_reason(method):
+    """Why a method is not timed here (it needs training first, or runs a second network), or None."""
+    if method.trained_file:
+        return "needs training first; its inference is one forward pass (see the L-CAM Table 1 study)"
+    if method.second_network:
+        return f"base CAM + {method.second_network}: not a cost of the classifier"
+    return None
 
 
 def small_cnn() -> keras.Model:
@@ -165,8 +168,8 @@ def bench_model(model, layer, x, targets, reps, title, plan, gap_model=None, onl
     for name, method in registry.methods().items():
         if only is not None and name not in only:
             continue
-        if method.family in SKIPPED:
-            print(f"| {method.title} | skipped: {SKIPPED[method.family]} | | | | |", flush=True)
+        if skip_reason(method):
+            print(f"| {method.title} | skipped: {skip_reason(method)} | | | | |", flush=True)
             continue
         options, m = plan(name, method)
         xs, ts = x[:m], targets[:m]

@@ -77,14 +77,11 @@ def explainers_for(model, args) -> dict:
     """{method name: explainer} for --methods, built from the registry with --layer / --lcam."""
     from cams.methods import registry
 
-    explainers = {}
-    for name in dict.fromkeys(registry.parse_methods(args.methods)):
-        options = {"layer": args.layer}
-        if registry.get(name).family == "learned":
-            if not args.lcam:
-                raise ValueError(f"--methods {name} needs --lcam FILE (train one with `cams lcam-train`)")
-            options["path"] = args.lcam
-        explainers[name] = registry.make_explainer(name, model, **options)
-    return explainers
+    chosen = registry.parse_methods(args.methods)
+    for name in chosen:
+        method = registry.get(name)
+        if method.trained_file and not args.lcam:
+            raise ValueError(f"--methods {name} needs --lcam FILE (train one with `{method.trained_by}`)")
+    return registry.build_explainers(model, chosen, layer=args.layer, trained_file=args.lcam)
 
 

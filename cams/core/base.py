@@ -27,6 +27,11 @@ def compiled(fn, input_signature) -> tf.types.experimental.PolymorphicFunction:
     return function
 
 
+def seeded_generator(seed=None) -> tf.random.Generator:
+    """A TensorFlow random generator: reproducible from `seed`, or from fresh entropy when None."""
+    return tf.random.Generator.from_seed(seed) if seed is not None else tf.random.Generator.from_non_deterministic_state()
+
+
 def normalize_maps(maps: tf.Tensor) -> tf.Tensor:
     """Per-map min-max normalisation to [0, 1]; a constant map becomes all zeros (never NaN)."""
     maps = tf.cast(maps, tf.float32)
@@ -56,6 +61,8 @@ def target_scores(logits: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
 class Explainer:
     """Base class: holds the model and runs batches; subclasses define `_explain_batch`.
 
+    It implements `cams.core.contract.ExplainerContract` (call, explain_tensor, forward_passes, layer).
+
     `_explain_batch(x, targets)` must be pure TensorFlow: it is compiled together with the
     resizing and normalisation into one tf.function per explainer (traced once per input shape).
     """
@@ -64,6 +71,8 @@ class Explainer:
     batch_size: int = 32
     #: True when `explain_tensor` handles a whole batch in one graph (a SavedModel can serve it)
     exportable: bool = True
+    #: the feature layer read (set by LayerExplainer); None for methods that read none
+    layer = None
 
     def __init__(self, model: keras.Model):
         if not isinstance(model, keras.Model):

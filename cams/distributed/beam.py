@@ -21,7 +21,6 @@ import os
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Dict, Iterable, Optional, Sequence, Tuple
 
 import apache_beam as beam
@@ -90,13 +89,13 @@ def local_copy(path: str, folder: str) -> str:
 
 def build_explainers(job: FolderJob):
     """(model, {method: explainer}) for `job`: the Keras model and the registry's explainers (--methods/--layer/--lcam)."""
-    from cams.cli.common import explainers_for
     from cams.core.model_io import load_keras_model
+    from cams.methods.registry import build_explainers
 
     with tempfile.TemporaryDirectory() as model_dir, tempfile.TemporaryDirectory() as lcam_dir:
         model = load_keras_model(local_copy(job.model, model_dir), unsafe=job.unsafe)  # loaded into memory: copies can go
         lcam = local_copy(job.lcam, lcam_dir) if job.lcam else None
-        return model, explainers_for(model, SimpleNamespace(methods=job.methods, layer=job.layer, lcam=lcam))
+        return model, build_explainers(model, job.methods, layer=job.layer, trained_file=lcam)
 
 
 def write_outputs(out: str, outputs: Dict[str, bytes]) -> None:

@@ -11,5 +11,7 @@
     lcam/             L-CAM-Fm / L-CAM-Img (a learned attention layer)
     registry.py       `register`, `make_explainer`, the table every command line reads
 
-Nothing here is imported eagerly: `cams.methods.registry` imports the modules when first asked.
+Only the registry is imported with the package (it needs no TensorFlow); it imports the method
+modules, in the order of its `METHOD_MODULES`, when first asked.
 """
+from cams.methods import registry  # noqa: E402,F401

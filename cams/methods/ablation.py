@@ -8,11 +8,10 @@ import tensorflow as tf
 from cams.core import model_graph
 from cams.core.base import LayerExplainer, resolve_targets, target_scores
 from cams.core.inputs import check_count
-from cams.methods import perturbation as _registered_first  # noqa: F401  (the registry keeps declaration order: Score-CAM and RISE are listed before Ablation-CAM)
 from cams.methods.registry import register
 
 
-@register("ablationcam", title="Ablation-CAM", family="perturbation", cost="1 forward + K head passes",
+@register("ablationcam", gradient=False, title="Ablation-CAM", family="perturbation", cost="1 forward + K head passes",
           paper="Desai & Ramaswamy, WACV 2020",
           formula="w_k = (S - S_k) / S, S_k = score with channel k of A zeroed; L = ReLU(sum_k w_k A^k)")
 class AblationCAM(LayerExplainer):

@@ -15,7 +15,6 @@ import tensorflow as tf
 from cams.core import model_graph
 from cams.core.base import LayerExplainer, resolve_targets
 from cams.core.inputs import check_count
-from cams.methods import gradient as _registered_first  # noqa: F401  (the registry keeps declaration order: Grad-CAM's family is listed before CAM)
 from cams.methods.registry import register
 
 _PASS_THROUGH = (keras.layers.Dropout, keras.layers.GaussianNoise, keras.layers.GaussianDropout)
@@ -73,7 +72,7 @@ def gap_dense_head(model):
     return rest[1], dense
 
 
-@register("cam", title="CAM", family="gradient", cost="1 forward (no backward)",
+@register("cam", gradient=False, gap_dense_head=True, title="CAM", family="activation", cost="1 forward (no backward)",
           paper="Zhou et al., CVPR 2016", formula="M = sum_k W_kc A^k (W: the Dense kernel after global average pooling)")
 class CAM(LayerExplainer):
     """CAM (Zhou, Khosla, Lapedriza, Oliva & Torralba, "Learning Deep Features for Discriminative

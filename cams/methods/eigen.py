@@ -6,7 +6,6 @@ import tensorflow as tf
 
 from cams.core.base import LayerExplainer
 from cams.core.inputs import check_count
-from cams.methods import gradient as _registered_first  # noqa: F401  (the registry keeps declaration order: Grad-CAM's family is listed before Eigen-CAM)
 from cams.methods.registry import register
 
 
@@ -30,7 +29,7 @@ def principal_projection(A: tf.Tensor) -> tf.Tensor:
     return tf.reshape(proj, shape[:3])
 
 
-@register("eigencam", title="Eigen-CAM", family="gradient", cost="1 forward (no backward)",
+@register("eigencam", gradient=False, title="Eigen-CAM", family="activation", cost="1 forward (no backward)",
           paper="Muhammad & Yeasin, IJCNN 2020",
           formula="L = (A - mean A) v_1, v_1 the first right singular vector of the centred (hw x K) activations")
 class EigenCAM(LayerExplainer):

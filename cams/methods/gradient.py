@@ -13,7 +13,7 @@ import keras
 import tensorflow as tf
 
 from cams.core import model_graph
-from cams.core.base import LayerExplainer, normalize_maps, resize_maps, resolve_targets, target_scores
+from cams.core.base import LayerExplainer, normalize_maps, resize_maps, resolve_targets, seeded_generator, target_scores
 from cams.core.inputs import check_count
 from cams.methods.registry import register
 
@@ -98,7 +98,7 @@ class GradientCAM(LayerExplainer):
         return self.combine(A, d)
 
 
-@register("gradcam", title="Grad-CAM", family="gradient", cost="1 forward + head backward",
+@register("gradcam", gradient=True, title="Grad-CAM", family="gradient", cost="1 forward + head backward",
           paper="Selvaraju et al., ICCV 2017", formula="w_k = mean_ij dS/dA^k_ij; L = ReLU(sum_k w_k A^k)")
 class GradCAM(GradientCAM):
     """Grad-CAM (Selvaraju et al., ICCV 2017): L = ReLU(sum_k mean_ij(dS/dA_ij^k) A^k)."""
@@ -107,7 +107,7 @@ class GradCAM(GradientCAM):
         return tf.reduce_mean(d.first, axis=[1, 2])
 
 
-@register("gradcam++", title="Grad-CAM++", family="gradient", cost="1 forward + head backward",
+@register("gradcam++", gradient=True, title="Grad-CAM++", family="gradient", cost="1 forward + head backward",
           paper="Chattopadhay et al., WACV 2018",
           formula="w_k = sum_ij alpha^k_ij ReLU(dS/dA^k_ij), alpha from 2nd/3rd-order terms (exp trick)")
 class GradCAMPlusPlus(GradientCAM):
@@ -119,7 +119,7 @@ class GradCAMPlusPlus(GradientCAM):
         return gradcam_plus_plus_weights(A, d.first, d.second, d.third)
 
 
-@register("smoothgradcam++", title="Smooth Grad-CAM++", family="gradient", cost="n_samples + 1 forwards + backwards",
+@register("smoothgradcam++", gradient=True, title="Smooth Grad-CAM++", family="gradient", cost="n_samples + 1 forwards + backwards",
           paper="Omeiza et al., 2019", formula="Grad-CAM++ on derivatives averaged over noisy copies",
           quick={"n_samples": 2})
 class SmoothGradCAMPlusPlus(GradCAMPlusPlus):
@@ -149,9 +149,7 @@ class SmoothGradCAMPlusPlus(GradCAMPlusPlus):
         if not noise >= 0:  # NaN too
             raise ValueError(f"noise must be >= 0, got {noise}")
         self.noise = float(noise)
-        self._rng = (
-            tf.random.Generator.from_seed(seed) if seed is not None else tf.random.Generator.from_non_deterministic_state()
-        )
+        self._rng = seeded_generator(seed)
         super().__init__(model, layer, batch_size=batch_size)
 
     @property
@@ -183,7 +181,7 @@ class SmoothGradCAMPlusPlus(GradCAMPlusPlus):
         return A, Derivatives(d1 / n, d2 / n, d3 / n)
 
 
-@register("hirescam", title="HiResCAM", family="gradient", cost="1 forward + head backward",
+@register("hirescam", gradient=True, title="HiResCAM", family="gradient", cost="1 forward + head backward",
           paper="Draelos & Carin, 2020", formula="L = ReLU(sum_k dS/dA^k * A^k) (element-wise)")
 class HiResCAM(GradientCAM):
     """HiResCAM (Draelos & Carin, "Use HiResCAM instead of Grad-CAM", 2020).
@@ -197,7 +195,7 @@ class HiResCAM(GradientCAM):
         return tf.nn.relu(tf.reduce_sum(d.first * A, axis=-1))
 
 
-@register("xgradcam", title="XGrad-CAM", family="gradient", cost="1 forward + head backward",
+@register("xgradcam", gradient=True, title="XGrad-CAM", family="gradient", cost="1 forward + head backward",
           paper="Fu et al., BMVC 2020", formula="w_k = sum_ij (A^k_ij / sum_ab A^k_ab) dS/dA^k_ij")
 class XGradCAM(GradientCAM):
     """XGrad-CAM (Fu et al., "Axiom-based Grad-CAM", BMVC 2020).
@@ -212,7 +210,7 @@ class XGradCAM(GradientCAM):
         return tf.reduce_sum(share * d.first, axis=[1, 2])
 
 
-@register("layercam", title="Layer-CAM", family="gradient", cost="1 forward + backward to the shallowest layer",
+@register("layercam", gradient=True, title="Layer-CAM", family="gradient", cost="1 forward + backward to the shallowest layer",
           paper="Jiang et al., IEEE TIP 2021",
           formula="L = ReLU(sum_k ReLU(dS/dA^k) * A^k); layers=[...]: max of normalised maps, shallow ones tanh(2M/max M)")
 class LayerCAM(GradientCAM):

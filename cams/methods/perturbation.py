@@ -15,7 +15,7 @@ from cams.core import model_graph
 from cams.methods.registry import register
 
 
-@register("scorecam", title="Score-CAM", family="perturbation", cost="K + 1 forwards (K channels; all-zero ones skipped)",
+@register("scorecam", gradient=False, title="Score-CAM", family="perturbation", cost="K + 1 forwards (K channels; all-zero ones skipped)",
           paper="Wang et al., CVPR-W 2020", formula="w_k = softmax(f(x * norm(up(A^k))))_c; L = ReLU(sum_k w_k A^k)",
           quick={"max_channels": 4})
 class ScoreCAM(LayerExplainer):
@@ -81,7 +81,7 @@ class ScoreCAM(LayerExplainer):
         return tf.nn.relu(cam)[None]
 
 
-@register("rise", title="RISE", family="perturbation", cost="n_masks forwards",
+@register("rise", gradient=False, title="RISE", family="perturbation", cost="n_masks forwards",
           paper="Petsiuk et al., BMVC 2018", formula="sum_i p_c(x * m_i) m_i / (n_masks p), random binary grids m_i",
           quick={"n_masks": 40, "seed": 0})
 class RISE(Explainer):

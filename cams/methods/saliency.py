@@ -4,12 +4,12 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from cams.core.base import Explainer, resolve_targets, target_scores
+from cams.core.base import Explainer, resolve_targets, seeded_generator, target_scores
 from cams.core import model_graph
 from cams.methods.registry import register
 
 
-@register("saliency", title="Saliency", family="gradient", cost="1 forward + full backward",
+@register("saliency", gradient=True, title="Saliency", family="gradient", cost="1 forward + full backward",
           paper="Simonyan et al., 2014; Smilkov et al., 2017 (SmoothGrad)", formula="max_c abs(dS/dx_c)")
 class Saliency(Explainer):
     """M = max_c |dS/dx_c|; with `smooth_samples` = n > 0, M is averaged over n noisy copies
@@ -20,7 +20,7 @@ class Saliency(Explainer):
         if smooth_samples < 0 or noise < 0:
             raise ValueError(f"smooth_samples and noise must be >= 0, got {smooth_samples}, {noise}")
         self.smooth_samples, self.noise, self.batch_size = int(smooth_samples), float(noise), int(batch_size)
-        self._rng = tf.random.Generator.from_seed(seed) if seed is not None else tf.random.Generator.from_non_deterministic_state()
+        self._rng = seeded_generator(seed)
 
     @property
     def variables(self) -> list:

@@ -8,12 +8,13 @@ from typing import Optional
 import keras
 import tensorflow as tf
 
+from cams.core.base import seeded_generator
 from cams.core.inputs import check_count
 from cams.methods.perturbation import ScoreCAM
 from cams.methods.registry import register
 
 
-@register("sscam", title="SS-CAM", family="perturbation", cost="K n_samples + 1 forwards",
+@register("sscam", gradient=False, title="SS-CAM", family="perturbation", cost="K n_samples + 1 forwards",
           paper="Wang et al., 2020 (SS-CAM)",
           formula="w_k = mean_i softmax(f(x * (H^k + N(0, sigma^2))))_c; L = ReLU(sum_k w_k A^k)",
           quick={"max_channels": 4, "n_samples": 2, "seed": 0})
@@ -39,9 +40,7 @@ class SSCAM(ScoreCAM):
         if std < 0:
             raise ValueError(f"std must be >= 0, got {std}")
         self.n_samples, self.std = int(n_samples), float(std)
-        self._rng = (
-            tf.random.Generator.from_seed(seed) if seed is not None else tf.random.Generator.from_non_deterministic_state()
-        )
+        self._rng = seeded_generator(seed)
         super().__init__(model, layer, batch_size=batch_size, max_channels=max_channels)
 
     def forward_passes(self) -> float:
@@ -56,7 +55,7 @@ class SSCAM(ScoreCAM):
         return total / float(self.n_samples)
 
 
-@register("iscam", title="IS-CAM", family="perturbation", cost="K n_steps + 1 forwards",
+@register("iscam", gradient=False, title="IS-CAM", family="perturbation", cost="K n_steps + 1 forwards",
           paper="Naidu et al., 2020 (IS-CAM)",
           formula="w_k = mean_{i=1..n} softmax(f(x * (i/n) H^k))_c; L = ReLU(sum_k w_k A^k)",
           quick={"max_channels": 4, "n_steps": 2})

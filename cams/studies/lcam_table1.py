@@ -1,7 +1,8 @@
 """Table 1 of the L-CAM paper for any Keras classifier: AD/IC at 100/50/15%, #FW and ms per image.
 
-    rows, maps = cams.lcam_eval.table1(model, images, [lcam_img, lcam_fm], rise_masks=4000)
-    print(cams.lcam_eval.markdown(rows))
+    from cams.studies import lcam_table1
+    rows, maps = lcam_table1.table1(model, images, [lcam_img, lcam_fm], rise_masks=4000)
+    print(lcam_table1.markdown(rows))
 
 Rows: Grad-CAM, Grad-CAM++, Score-CAM, RISE (the paper's baselines, from this library) and one
 row per trained L-CAM. AD/IC come from `cams.metrics.ad_ic` (targets = the top-1 class on the
@@ -22,8 +23,13 @@ import numpy as np
 from cams.methods import registry
 
 COLUMNS = ("AD(100%)", "IC(100%)", "AD(50%)", "IC(50%)", "AD(15%)", "IC(15%)")
-#: the paper's baselines (any registered method that needs no training can be a row)
+#: the paper's baselines (any method of `baseline_names()` can be a row)
 BASELINES = ("gradcam", "gradcam++", "scorecam", "rise")
+
+
+def baseline_names() -> list:
+    """Registered methods that can be a baseline row: those that need no trained file."""
+    return [name for name, method in registry.methods().items() if not method.trained_file]
 
 
 def _timed(explain, images: np.ndarray, batch_size: int) -> Tuple[np.ndarray, float]:
@@ -37,7 +43,7 @@ def _baseline(name: str, model, layer, rise_masks: int, rise_batch: int, scoreca
               scorecam_max_channels: Optional[int], seed: int):
     """(explainer, forward passes per explanation) for a registered method that needs no training."""
     method = registry.get(name)
-    if method.family == "learned":
+    if method.trained_file:
         raise ValueError(f"{name!r} must be trained first: pass the trained explainer in `lcams`")
     options = {"layer": layer, "seed": seed}
     if "n_masks" in method.options:

@@ -55,8 +55,9 @@ def combination_name(version: str, experiment: str) -> str:
 
 
 def base_names() -> Tuple[str, ...]:
-    """Registered methods usable as the base CAM M: the gradient CAMs that read a feature layer."""
-    return tuple(n for n, m in registry.methods("gradient").items() if m.uses_layer)
+    """Registered methods usable as the base CAM M: the CAMs of a feature layer computed in one graph
+    (no per-channel scoring loop, no trained file)."""
+    return tuple(n for n, m in registry.methods().items() if m.uses_layer and m.exportable and not m.trained_file)
 
 
 def _check_choice(name: str, value, choices) -> str:
@@ -73,7 +74,7 @@ def _as_maps(a, name: str) -> np.ndarray:
 
 
 def normalise(maps) -> np.ndarray:
-    """Per-map min-max normalisation to [0, 1]; a constant map becomes zeros (`cams.base.normalize_maps`)."""
+    """Per-map min-max normalisation to [0, 1]; a constant map becomes zeros (`cams.core.base.normalize_maps`)."""
     return normalize_maps(_as_maps(maps, "maps")).numpy()
 
 
@@ -169,7 +170,7 @@ class FeatureCAMResult:
 
 
 @registry.register(
-    "featurecam", title="Feature CAM", family="edge", cost="base CAM + 1 HED pass",
+    "featurecam", gradient=True, second_network="an edge detector (HED or Canny)", title="Feature CAM", family="edge", cost="base CAM + 1 HED pass",
     paper="Clement, Yang & Cheng, arXiv 2024", formula="normalise(k V + M), V = HED edges blended with the grey image",
     quick={"edges": "canny"})
 class FeatureCAM:
@@ -181,8 +182,12 @@ class FeatureCAM:
     "blend11"; experiment: "add", "multiply" or "complement"; k: weight of V in `add` (the paper
     keeps k = 0.25 in [0, 0.5]). `base_options` go to the base explainer (e.g. n_samples, seed,
     batch_size for Smooth Grad-CAM++). Images: (N, H, W, C) as the model takes them; for the edge
-    detectors they are converted for display (see `cams.edges`).
+    detectors they are converted for display (see `cams.methods.feature_cam.edges`).
     """
+
+    #: edges (HED's own network or OpenCV's Canny) and the combination run on arrays: no SavedModel serves it
+    exportable = False
+    layer = None
 
     def __init__(
         self,
@@ -210,6 +215,10 @@ class FeatureCAM:
     def forward_passes(self) -> float:
         """Classifier forward passes per image: the base CAM's (the edge detector is another network)."""
         return self.base_explainer.forward_passes()
+
+    def explain_tensor(self, x, targets):
+        """Not available: the edge maps (HED's network or OpenCV's Canny) and the combination run on arrays."""
+        raise NotImplementedError("Feature CAM combines edge maps computed on arrays: call the explainer on images")
 
     def edge_maps(self, images) -> np.ndarray:
         """Edge maps F (N, H, W) in [0, 1] with this explainer's edge detector."""

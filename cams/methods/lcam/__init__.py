@@ -6,7 +6,7 @@ using an attention mechanism" (ECCV-W 2022), and the authors' code (github.com/b
     lcam = cams.LCAM.train(model, dataset, mode="img")   # learns one 1x1 conv, model stays frozen
     maps = lcam(images)                                   # (N, H, W) float32 in [0, 1], one pass
     lcam.save("lcam.npz"); lcam = cams.LCAM.load("lcam.npz", model)
-    lcam.export_savedmodel("sm/")
+    cams.export.export_savedmodel(model, "sm/", explain=lcam)   # a SavedModel that serves the map
 
 The package by role:
     attention.py   the 1x1 conv attention (a Keras layer), a = sigmoid(conv(F))     (paper Eq. 3)
@@ -15,7 +15,7 @@ The package by role:
     callbacks.py   images/s and lr in the logs, history across resumes, .npz checkpoints
     data.py        ImageNet-layout folders streamed by tf.data (cams lcam-train --images)
     fileformat.py  the .npz file and the classifier fingerprint check
-    explainer.py   LCAM: inference (paper Eq. 9), train/save/load/export
+    explainer.py   LCAM: inference (paper Eq. 9), train/save/load
 """
 from .attention import Attention, attention_logits, initial_weights, select_class
 from .callbacks import NpzCheckpoint, RecordHistory, ThroughputAndRate

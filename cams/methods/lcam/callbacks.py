@@ -6,7 +6,7 @@ import time
 
 import keras
 
-from cams.training import RunState
+from cams.core.run_state import RunState
 
 
 class ThroughputAndRate(keras.callbacks.Callback):
@@ -33,7 +33,7 @@ class ThroughputAndRate(keras.callbacks.Callback):
 class RecordHistory(RunState):
     """Keeps `lcam.history` = {log key: [one value per epoch]} for all epochs of the training.
 
-    A `cams.training.RunState` whose history is the explainer's: with `path`, it is written there
+    A `cams.core.run_state.RunState` whose history is the explainer's: with `path`, it is written there
     (JSON) after every epoch and read back at the start, so a run resumed by BackupAndRestore keeps
     the epochs done before the interruption.
     """

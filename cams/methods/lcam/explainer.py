@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from cams.core import model_graph
+from cams.core.distribute import make_strategy
 from cams.core.base import LayerExplainer, normalize_maps, resize_maps, resolve_targets
 from cams.core.inputs import Targets, check_count, check_images, check_targets
 from cams.methods.registry import register
@@ -39,17 +40,15 @@ def _load_for_registry(model, path, batch_size: int = 32):
 
 
 def resolve_strategy(strategy) -> tf.distribute.Strategy:
-    """None: the current strategy; a name: cams.training.make_strategy(name); else the Strategy."""
+    """None: the current strategy; a name: cams.core.distribute.make_strategy(name); else the Strategy."""
     if strategy is None:
         return tf.distribute.get_strategy()
     if isinstance(strategy, str):
-        from cams.training import make_strategy
-
         return make_strategy(strategy)
     return strategy
 
 
-@register("lcam", title="L-CAM", family="learned", cost="1 forward (after training)",
+@register("lcam", gradient=False, trained_file="path", trained_by="cams lcam-train", title="L-CAM", family="learned", cost="1 forward (after training)",
           paper="Gkartzonika et al., ECCV-W 2022", formula="upsampled pre-sigmoid 1x1-conv attention of the target class",
           build=_load_for_registry)
 class LCAM(LayerExplainer):
@@ -233,11 +232,3 @@ class LCAM(LayerExplainer):
         lcam.history = meta.get("history", {})
         lcam.settings = meta.get("settings", {})
         return lcam
-
-    def export_savedmodel(self, directory) -> Path:
-        """Write a SavedModel (classifier + attention) through `cams.export.export_savedmodel`:
-        "serving_default": images -> {"predictions", "probabilities", "class", "map"} for the top-1
-        class in one forward pass; "explain": (images, targets) -> the same for the given classes."""
-        from cams.export import export_savedmodel
-
-        return export_savedmodel(self.model, directory, explain=self)
