@@ -282,7 +282,7 @@ def test_save_load_round_trip_and_classifier_checks(trained, tmp_path):
 def test_savedmodel_returns_probabilities_and_the_same_maps(trained, tmp_path):
     model, x, _, lcams = trained
     lc = lcams["img"]
-    out = lc.export_savedmodel(tmp_path / "sm")
+    out = cams.export.export_savedmodel(model, tmp_path / "sm", explain=lc)
     served = tf.saved_model.load(str(out))
     result = served.signatures["serving_default"](images=tf.constant(x[:6]))
     maps, probs = lc.explain_with_probabilities(x[:6])
@@ -295,4 +295,4 @@ def test_savedmodel_returns_probabilities_and_the_same_maps(trained, tmp_path):
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "notes.txt").write_text("mine")
     with pytest.raises(ValueError, match="not a SavedModel folder"):
-        lc.export_savedmodel(tmp_path / "taken")
+        cams.export.export_savedmodel(model, tmp_path / "taken", explain=lc)

@@ -62,20 +62,21 @@ def _callbacks(out: Path, args):
 
 
 def cmd_train(args) -> int:
-    import cams
     from cams.cli.common import load_model
+    from cams.core.distribute import make_strategy
     from cams.core.files import write_json
+    from cams.methods.lcam import LCAM
 
     out = Path(args.out)
     if out.suffix != ".npz":
         raise ValueError(f"--out must be a .npz file, got {out}")
-    strategy = cams.training.make_strategy(args.strategy)
+    strategy = make_strategy(args.strategy)
     with strategy.scope():  # a TPU needs the classifier's variables on its devices
         model = load_model(args.model, unsafe=args.unsafe)
     stream, n = _training_stream(model, args)
     steps = args.steps_per_epoch or -(-n // args.batch_size)
     callbacks, backup = _callbacks(out, args)
-    lcam = cams.LCAM.train(
+    lcam = LCAM.train(
         model, stream, mode=args.mode, layer=args.layer, epochs=args.epochs, learning_rate=args.learning_rate,
         labels=args.labels, loss=args.loss, batch_size=args.batch_size, lr_decay=args.lr_decay, seed=args.seed,
         verbose=0 if args.quiet else 1, strategy=strategy, callbacks=callbacks, steps_per_epoch=steps,
@@ -89,25 +90,26 @@ def cmd_train(args) -> int:
     print(f"history:  {hist}")
     print(f"log:      {out.with_suffix('.csv')}")
     if args.export:
-        print(f"SavedModel: {lcam.export_savedmodel(args.export)}")
+        from cams.export import export_savedmodel
+
+        print(f"SavedModel: {export_savedmodel(model, args.export, explain=lcam)}")
     return 0
 
 
 def cmd_eval(args) -> int:
     import numpy as np
 
-    import cams
+    from cams.methods import registry
+    from cams.methods.lcam import LCAM
     from cams.studies import lcam_table1 as lcam_eval
+    from cams.viz import save_grid
     from cams.cli.common import images_for, load_model
     from cams.core.files import save_npz, write_json, write_text
 
     files = [f.strip() for item in args.lcam for f in item.split(",") if f.strip()]
-    methods = [m.strip().lower() for m in args.methods.split(",") if m.strip()]
-    unknown = [m for m in methods if m not in lcam_eval.BASELINES]
-    if unknown:
-        raise ValueError(f"unknown method {unknown[0]!r}; choose from {', '.join(lcam_eval.BASELINES)}")
+    methods = registry.parse_methods(args.methods, allowed=lcam_eval.baseline_names())
     model = load_model(args.model, unsafe=args.unsafe)
-    lcams = [cams.LCAM.load(f, model, strict=not args.no_strict) for f in files]
+    lcams = [LCAM.load(f, model, strict=not args.no_strict) for f in files]
     x, kept = images_for(model, args)
     rows, maps = lcam_eval.table1(
         model, x, lcams, methods=methods, layer=args.layer, rise_masks=args.rise_masks,
@@ -126,7 +128,7 @@ def cmd_eval(args) -> int:
     npz = save_npz(out / "maps.npz", files=np.array([str(p) for p in kept]),
                    **{name.replace("*", "_ce").replace("+", "p").replace("-", "_"): m for name, m in maps.items()})
     n = min(args.grid_rows, len(x))
-    grid = cams.viz.save_grid(x[:n], {name: m[:n] for name, m in maps.items()}, out / "grid.png",
+    grid = save_grid(x[:n], {name: m[:n] for name, m in maps.items()}, out / "grid.png",
                               row_labels=[p.name for p in kept[:n]])
     print(title)
     print()
@@ -135,7 +137,7 @@ def cmd_eval(args) -> int:
     return 0
 
 
-def register(subparsers) -> None:
+def add_commands(subparsers) -> None:
     """Add `lcam-train` and `lcam-eval` to the `cams` command line."""
     _add_train(subparsers)
     _add_eval(subparsers)
@@ -144,7 +146,7 @@ def register(subparsers) -> None:
 def _add_train(subparsers) -> None:
     from cams.cli.common import add_image_options
 
-    STRATEGIES = ("default", "mirrored", "multiworker", "tpu")  # cams.training.STRATEGIES, without importing TF
+    STRATEGIES = ("default", "mirrored", "multiworker", "tpu")  # cams.core.distribute.STRATEGIES, without importing TF
 
     p = subparsers.add_parser(
         "lcam-train",
@@ -202,6 +204,7 @@ def _add_train(subparsers) -> None:
 
 def _add_eval(subparsers) -> None:
     from cams.cli.common import add_image_options
+    from cams.studies.lcam_table1 import BASELINES
 
     p = subparsers.add_parser(
         "lcam-eval",
@@ -214,8 +217,9 @@ def _add_eval(subparsers) -> None:
     p.add_argument("--lcam", required=True, nargs="+",
                    help="L-CAM .npz files from `cams lcam-train` (comma- or space-separated), trained on --model")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--methods", default=",".join(("gradcam", "gradcam++", "scorecam", "rise")),
-                   help="baselines, comma list of gradcam, gradcam++, scorecam, rise (default: all four)")
+    p.add_argument("--methods", default=",".join(BASELINES),
+                   help=f"baselines, a comma list of registered methods that need no training (default: the paper's "
+                        f"{', '.join(BASELINES)}; `cams methods` lists them)")
     p.add_argument("--layer", default=None,
                    help="feature layer of Grad-CAM, Grad-CAM++ and Score-CAM (default: the L-CAMs' layer)")
     p.add_argument("--rise-masks", type=positive_int, default=4000, help="RISE masks per image (default 4000, as the paper)")

@@ -28,7 +28,7 @@ def exportable_methods() -> list:
     """Registered methods whose whole map is one TensorFlow graph (so a SavedModel can serve it)."""
     from cams.methods import registry
 
-    return [n for n, m in registry.methods().items() if getattr(m.cls, "exportable", False) and m.family != "learned"]
+    return [n for n, m in registry.methods().items() if m.exportable and not m.trained_file]
 
 
 def _explainer(model, explain, layer):
