@@ -6,92 +6,52 @@
     cams.metrics.ad_ic(model, images, maps)       # {"AD(100%)": ..., "IC(100%)": ..., ...}
     cams.viz.save_grid(images, {"Grad-CAM": maps}, "grid.png")
 
-Layout: `cams.core` (model graph, inputs, the base explainer, images, files), `cams.methods`
-(one module per family and the registry), `cams.metrics`, `cams.viz`, `cams.cli`,
-`cams.studies` (the papers' evaluation tables), `cams.distributed` (folder explanation),
-`cams.export` (SavedModels), `cams.training`. Submodules and classes load on first use, so
-`import cams` does not import TensorFlow.
+The public names are listed below, each with the module that defines it. They load on first use,
+so `import cams` does not import TensorFlow. Layers, bottom first (each imports only those below):
+`cams.core` (model graph, inputs, the base explainer, images, files), `cams.methods` (the registry
+and one module per family), `cams.metrics`, `cams.viz`, `cams.training` / `cams.export`,
+`cams.distributed` (folder explanation), `cams.studies` (the papers' tables), `cams.cli`.
 """
 from __future__ import annotations
 
 import importlib
-import importlib.abc
-import importlib.util
-import sys
-import warnings
 
 __version__ = "0.1.0"
 
-_FUNCTIONS = {
+#: the explainers, by class name -> the module that declares them (and registers their `--methods` name)
+EXPLAINERS = {
+    "GradCAM": "cams.methods.gradient",
+    "GradCAMPlusPlus": "cams.methods.gradient",
+    "SmoothGradCAMPlusPlus": "cams.methods.gradient",
+    "HiResCAM": "cams.methods.gradient",
+    "XGradCAM": "cams.methods.gradient",
+    "LayerCAM": "cams.methods.gradient",
+    "CAM": "cams.methods.cam",
+    "EigenCAM": "cams.methods.eigen",
+    "Saliency": "cams.methods.saliency",
+    "ScoreCAM": "cams.methods.perturbation",
+    "RISE": "cams.methods.perturbation",
+    "AblationCAM": "cams.methods.ablation",
+    "SSCAM": "cams.methods.score_variants",
+    "ISCAM": "cams.methods.score_variants",
+    "LCAM": "cams.methods.lcam",
+    "FeatureCAM": "cams.methods.feature_cam",
+}
+FUNCTIONS = {
     "make_explainer": "cams.methods.registry",
     "resolve_layer": "cams.core.model_graph",
     "conv_layer_names": "cams.core.model_graph",
 }
-_SUBMODULES = {
-    "core": "cams.core", "methods": "cams.methods", "registry": "cams.methods.registry",
-    "metrics": "cams.metrics", "viz": "cams.viz", "cli": "cams.cli", "studies": "cams.studies",
-    "distributed": "cams.distributed", "export": "cams.export", "training": "cams.training",
-    "files": "cams.core.files", "images": "cams.core.images", "model_graph": "cams.core.model_graph",
-    "inputs": "cams.core.inputs", "base": "cams.core.base", "model_io": "cams.core.model_io",
-    "quiet": "cams.core.quiet",
-}
-#: module paths of version 0.1, kept as deprecated aliases of their new homes
-_MOVED = {
-    "cams.gradient_cams": "cams.methods.gradient", "cams.perturbation_cams": "cams.methods.perturbation",
-    "cams.saliency": "cams.methods.saliency", "cams.feature_cam": "cams.methods.feature_cam",
-    "cams.edges": "cams.methods.feature_cam.edges", "cams.lcam": "cams.methods.lcam",
-    "cams.lcam_eval": "cams.studies.lcam_table1", "cams.feature_cam_eval": "cams.studies.feature_cam_tables",
-    "cams.batch_explain": "cams.distributed.local", "cams.cli_feature_cam": "cams.cli.feature_cam",
-    "cams.cli_lcam": "cams.cli.lcam",
-    **{f"cams.{old}": new for old, new in _SUBMODULES.items() if new.startswith("cams.core.")},
-}
+SUBPACKAGES = ("core", "methods", "metrics", "viz", "training", "export", "distributed", "studies", "cli")
 
-
-class _MovedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """`import cams.gradient_cams` (and friends) still works, with a DeprecationWarning."""
-
-    def find_spec(self, fullname, path=None, target=None):
-        if fullname in _MOVED:
-            return importlib.util.spec_from_loader(fullname, self)
-        return None
-
-    def create_module(self, spec):
-        new = _MOVED[spec.name]
-        if not new.startswith("cams.core."):
-            warnings.warn(f"{spec.name} moved to {new}; the old path will be removed", DeprecationWarning, stacklevel=3)
-        return importlib.import_module(new)
-
-    def exec_module(self, module):
-        pass
-
-
-if not any(isinstance(f, _MovedModuleFinder) for f in sys.meta_path):
-    sys.meta_path.append(_MovedModuleFinder())
-
-
-def _explainer_classes() -> dict:
-    from cams.methods import registry
-
-    return {m.cls.__name__: m.cls for m in registry.methods().values()}
+__all__ = [*EXPLAINERS, *FUNCTIONS, *SUBPACKAGES, "__version__"]
 
 
 def __getattr__(name: str):
-    if name in _SUBMODULES:
-        value = importlib.import_module(_SUBMODULES[name])
-    elif name in _FUNCTIONS:
-        value = getattr(importlib.import_module(_FUNCTIONS[name]), name)
-    elif name in ("METHODS", "METHOD_NAMES", "METHOD_TITLES"):
-        # deprecated tables of version 0.1, now read from the registry
-        from cams.methods import registry
-
-        table = registry.methods()
-        value = {
-            "METHODS": {k: m.cls for k, m in table.items()},
-            "METHOD_NAMES": {k: m.cls.__name__ for k, m in table.items()},
-            "METHOD_TITLES": {k: m.title for k, m in table.items()},
-        }[name]
-    elif name[:1].isupper() and name in _explainer_classes():
-        value = _explainer_classes()[name]
+    if name in SUBPACKAGES:
+        value = importlib.import_module(f"cams.{name}")
+    elif name in EXPLAINERS or name in FUNCTIONS:
+        value = getattr(importlib.import_module({**EXPLAINERS, **FUNCTIONS}[name]), name)
     else:
         raise AttributeError(f"module 'cams' has no attribute {name!r}")
     globals()[name] = value
@@ -99,4 +59,4 @@ def __getattr__(name: str):
 
 
 def __dir__():
-    return sorted(set(_SUBMODULES) | set(_FUNCTIONS) | {"__version__"})
+    return sorted(__all__)

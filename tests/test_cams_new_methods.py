@@ -216,7 +216,7 @@ def _score_cam_reference(model, layer, x, target, scores_of_masks):
 
 
 def _probs(model, batch, target):
-    logits = cams.model_graph.logits_function(model)(tf.constant(batch, tf.float32)).numpy().astype(np.float64)
+    logits = cams.core.model_graph.logits_function(model)(tf.constant(batch, tf.float32)).numpy().astype(np.float64)
     e = np.exp(logits - logits.max(-1, keepdims=True))
     return (e / e.sum(-1, keepdims=True))[:, target]
 

@@ -71,7 +71,7 @@ def test_every_exportable_method_serves_its_own_maps(method, tmp_path):
     from cams_models import conv_gap_dense, images
 
     model, x = conv_gap_dense(softmax=True), images(3)
-    options = {"seed": 0, **cams.registry.get(method).quick}
+    options = {"seed": 0, **cams.methods.registry.get(method).quick}
     cams.export.export_savedmodel(model, tmp_path / "sm", explain=cams.make_explainer(method, model, **options))
     loaded = tf.saved_model.load(str(tmp_path / "sm"))
     np.testing.assert_allclose(loaded.serve(tf.constant(x))["map"].numpy(),

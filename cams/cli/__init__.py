@@ -1,4 +1,4 @@
-"""The `cams` command line: one module per subcommand group, each with `register(subparsers)`.
+"""The `cams` command line: one module per subcommand group, each with `add_commands(subparsers)`.
 
     explain.py       layers, explain, explain-folder
     feature_cam.py   feature-cam (the Feature CAM paper's Tables 2/3 and figures)
@@ -13,7 +13,7 @@ from typing import Optional, Sequence
 
 from cams.cli.common import add_image_options, images_for, load_model  # noqa: F401  (used by the apps)
 
-#: modules that add their own subcommands: each defines `register(subparsers)` and sets
+#: modules that add their own subcommands: each defines `add_commands(subparsers)` and sets
 #: `func(args) -> int` on its parsers (ValueError = the user's error)
 COMMAND_MODULES = ("cams.cli.explain", "cams.cli.feature_cam", "cams.cli.lcam")
 
@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="cams", description="Class activation maps for saved Keras models.")
     sub = ap.add_subparsers(dest="command", required=True)
     for name in COMMAND_MODULES:
-        importlib.import_module(name).register(sub)
+        importlib.import_module(name).add_commands(sub)
     return ap
 
 

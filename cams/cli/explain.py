@@ -29,11 +29,11 @@ EXPLAIN_FOLDER_EXAMPLES = """examples:
 
 
 def cmd_layers(args) -> int:
-    import cams
+    from cams.core.model_graph import conv_layer_names, resolve_layer
 
     model = load_model(args.model, unsafe=args.unsafe)
-    names = cams.conv_layer_names(model)
-    default = cams.resolve_layer(model).name if names else None
+    names = conv_layer_names(model)
+    default = resolve_layer(model).name if names else None
     for name in names:
         print(name + ("   <- default" if name.split("/")[-1] == default else ""))
     return 0
@@ -43,12 +43,12 @@ def cmd_explain(args) -> int:
     import numpy as np
     from tqdm import tqdm
 
-    import cams
+    from cams.core import files
     from cams.core.labels import describe
     from cams.methods import registry
+    from cams.metrics import probabilities
+    from cams.viz import save_grid
 
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     model = load_model(args.model, unsafe=args.unsafe)
     names = class_names(model, args)
     explainers = explainers_for(model, args)
@@ -57,15 +57,15 @@ def cmd_explain(args) -> int:
     maps = {}
     for name, explainer in tqdm(explainers.items(), desc="methods", unit="method"):
         maps[name] = np.concatenate([explainer(x[s : s + args.batch_size]) for s in range(0, len(x), args.batch_size)])
-    probs = cams.metrics.probabilities(model, x)
+    probs = probabilities(model, x)
     labels = [f"{p.name}: {describe(k, names)} ({100 * probs[i, k]:.0f}%)" for i, (p, k) in enumerate(zip(kept, probs.argmax(1)))]
     rows = args.grid_rows
-    grid = cams.viz.save_grid(x[:rows], {registry.title(m): v[:rows] for m, v in maps.items()}, out / "grid.png",
+    grid = save_grid(x[:rows], {registry.title(m): v[:rows] for m, v in maps.items()}, out / "grid.png",
                               row_labels=labels[:rows])
-    npz = cams.files.save_npz(out / "maps.npz", files=np.array([str(p) for p in kept]), predicted=probs.argmax(1),
+    npz = files.save_npz(out / "maps.npz", files=np.array([str(p) for p in kept]), predicted=probs.argmax(1),
                               **{m.replace("+", "p"): v for m, v in maps.items()})
     top1 = probs.argmax(1)
-    csv = cams.files.write_text(out / "predictions.csv", "file,class,name,probability\n" + "".join(
+    csv = files.write_text(out / "predictions.csv", "file,class,name,probability\n" + "".join(
         f"{p},{int(k)},{names[k] if names else ''},{probs[i, k]:.6f}\n" for i, (p, k) in enumerate(zip(kept, top1))))
     print(f"explained {len(x)} images with {', '.join(maps)}")
     print(f"grid:  {grid}")
@@ -126,7 +126,7 @@ def cmd_methods(args) -> int:
     return 0
 
 
-def register(sub) -> None:
+def add_commands(sub) -> None:
     """Add `methods`, `layers`, `explain` and `explain-folder` to the `cams` command line."""
     p = sub.add_parser("methods", help="list every explanation method: name, paper, formula and cost")
     p.set_defaults(func=cmd_methods)

@@ -29,7 +29,8 @@ def _progress(args, text: str) -> None:
 
 
 def cmd_feature_cam(args) -> int:
-    import cams
+    from cams.core import files
+    from cams.core.model_graph import resolve_layer
     from cams.methods import feature_cam as fcm
     from cams.studies import feature_cam_tables as fce
     from cams.cli.common import class_names, images_for, load_model
@@ -40,7 +41,7 @@ def cmd_feature_cam(args) -> int:
     model = load_model(args.model, unsafe=args.unsafe)
     x, kept = images_for(model, args)
     if args.layer is not None:
-        cams.resolve_layer(model, args.layer)  # a bad name fails here, before the edge detector runs
+        resolve_layer(model, args.layer)  # a bad name fails here, before the edge detector runs
     _progress(args, f"{len(x)} images: {args.edges} edge maps ...")
     f = edge_maps(x, args.edges)
     _progress(args, f"base CAMs ({', '.join(bases)}), Feature CAM and explanation maps ...")
@@ -50,9 +51,9 @@ def cmd_feature_cam(args) -> int:
     out = Path(args.out)
     t2, t3 = fce.right_classification_table(ev), fce.confidence_table(ev)
     written = {
-        "table 2": cams.files.write_text(out / "right_classification.md", t2),
-        "table 3": cams.files.write_text(out / "confidence.md", t3),
-        "scores": cams.files.write_json(out / "scores.json", {**ev.to_dict(), "model": str(args.model), "files": [str(p) for p in kept]}),
+        "table 2": files.write_text(out / "right_classification.md", t2),
+        "table 3": files.write_text(out / "confidence.md", t3),
+        "scores": files.write_json(out / "scores.json", {**ev.to_dict(), "model": str(args.model), "files": [str(p) for p in kept]}),
     }
     figure_base = "gradcam++" if "gradcam++" in bases else bases[0]
     figs = fce.save_figures(ev, x, out, rows=args.rows, figure_base=figure_base, class_names=class_names(model, args))
@@ -64,7 +65,7 @@ def cmd_feature_cam(args) -> int:
     return 0
 
 
-def register(subparsers) -> None:
+def add_commands(subparsers) -> None:
     p = subparsers.add_parser(
         "feature-cam",
         help="Feature CAM (HED edges + Grad-CAM family): figures and the paper's two tables",
