@@ -11,7 +11,7 @@ import numpy as np
 
 from cams.core.files import save_figure, write_text
 
-from .data import NUM_CLASSES, DigitData
+from .digits import NUM_CLASSES, DigitData, stratified_indices
 from .pipeline import split_data
 
 
@@ -107,8 +107,6 @@ def _fit_and_score(name: str, factory: Callable[[], Any], train: tuple[np.ndarra
     Returns the table row (timed from subset choice to scoring) and the predicted test digits.
     """
     from sklearn.metrics import accuracy_score, log_loss
-
-    from .data import stratified_indices
 
     (xtr, ytr), (xte, yte) = train, test
     t0 = time.time()

@@ -6,23 +6,15 @@ import sys
 import time
 from typing import Sequence
 
-from cams.cli.errors import nonnegative_int
+from cams.cli.errors import nonnegative_int, positive_int
 
 from .data import DATASETS
 from .errors import BengaliXAIError
 
 DEMO_SAMPLES = 20000
 DEMO_EPOCHS = 10
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
-    return value
+#: the methods `explain` draws by default and the demo always draws
+DEFAULT_METHODS = ("gradcam", "gradcam++", "smoothgradcam++", "scorecam")
 
 
 def _add_data(p: argparse.ArgumentParser) -> None:
@@ -33,7 +25,7 @@ def _add_data(p: argparse.ArgumentParser) -> None:
                         "folders training-a..e with their CSVs")
     g.add_argument("--data-dir", metavar="DIR",
                    help="ekush: the folder with the CSVs (or one CSV file); numtadb: the folder holding training-a..e")
-    g.add_argument("--max-samples", type=_positive, metavar="N",
+    g.add_argument("--max-samples", type=positive_int, metavar="N",
                    help="use at most N images (stratified, seeded); for synthetic, the number generated "
                         "(default 20000); for numtadb, read only N images (the paper took 54908)")
     g.add_argument("--seed", type=int, default=0, help="seed for data generation, splits and training (default 0)")
@@ -45,8 +37,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                        description="Train the paper's CNN on a 60/20/20 split; writes DIR/model.keras, "
                                    "DIR/history.json, DIR/metrics.json, DIR/loss.png and DIR/accuracy.png.")
     _add_data(p)
-    p.add_argument("--epochs", type=_positive, default=25, help="training epochs (default 25, as the paper)")
-    p.add_argument("--batch-size", type=_positive, default=250, help="batch size (default 250, as the paper)")
+    p.add_argument("--epochs", type=positive_int, default=25, help="training epochs (default 25, as the paper)")
+    p.add_argument("--batch-size", type=positive_int, default=250, help="batch size (default 250, as the paper)")
     p.add_argument("--mixed-precision", action="store_true",
                    help="compute in float16 on a GPU / bfloat16 on CPU or TPU (the output layer stays float32)")
     p.add_argument("--strategy", choices=("default", "mirrored", "tpu"), default="default",
@@ -64,7 +56,7 @@ def _add_baselines(sub: argparse._SubParsersAction) -> None:
     _add_data(p)
     p.add_argument("--classifiers", metavar="LIST",
                    help="comma-separated subset, e.g. KNeighborsClassifier,RandomForestClassifier (default: all ten)")
-    p.add_argument("--slow-max-train", type=_positive, metavar="N",
+    p.add_argument("--slow-max-train", type=positive_int, metavar="N",
                    help="train SVC, NuSVC and GradientBoosting on at most N images (they scale worst; "
                         "default: all training images)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
@@ -85,16 +77,16 @@ def _add_explain(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", default="imagenet",
                    help="with --arch: imagenet (downloaded by Keras, needs network), none (random) or PATH to "
                         "a local weights file of the full model (default: imagenet)")
-    p.add_argument("--input-size", type=_positive, metavar="PX",
+    p.add_argument("--input-size", type=positive_int, metavar="PX",
                    help="with --arch: input side (default: the architecture's own, 224 or 299)")
     p.add_argument("--labels", metavar="FILE",
                    help="with --arch: ImageNet class names (one per line, JSON list or Keras' "
                         "imagenet_class_index.json); default: Keras' cached index, else class numbers")
     _add_data(p)
-    p.add_argument("--methods", default="gradcam,gradcam++,smoothgradcam++,scorecam",
+    p.add_argument("--methods", default=",".join(DEFAULT_METHODS),
                    help="comma-separated method names, any that `cams methods` lists except lcam (which needs training); "
-                        "default: gradcam,gradcam++,smoothgradcam++,scorecam")
-    p.add_argument("--n", type=_positive, default=8, help="digits shown in the figures (default 8)")
+                        f"default: {','.join(DEFAULT_METHODS)}")
+    p.add_argument("--n", type=positive_int, default=8, help="digits shown in the figures (default 8)")
     p.add_argument("--layer", help="layer to explain (default: conv2, the CNN's last convolution)")
     p.add_argument("--energy-samples", type=nonnegative_int, default=200,
                    help="test digits used for the stroke-energy share (default 200; 0 skips it)")
@@ -115,8 +107,8 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
                        description=f"Generate {DEMO_SAMPLES} synthetic digits, train the CNN for {DEMO_EPOCHS} "
                                    "epochs (test set: held-out fonts), then write the Grad-CAM triplets and the "
                                    "method grid. A few minutes on a laptop CPU.")
-    p.add_argument("--epochs", type=_positive, default=DEMO_EPOCHS, help=f"training epochs (default {DEMO_EPOCHS})")
-    p.add_argument("--max-samples", type=_positive, default=DEMO_SAMPLES, metavar="N",
+    p.add_argument("--epochs", type=positive_int, default=DEMO_EPOCHS, help=f"training epochs (default {DEMO_EPOCHS})")
+    p.add_argument("--max-samples", type=positive_int, default=DEMO_SAMPLES, metavar="N",
                    help=f"synthetic digits to generate (default {DEMO_SAMPLES})")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
@@ -142,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _import_tensorflow_quietly() -> None:
-    """Import TensorFlow without its C++ start-up chatter (cams.quiet), so errors stay one line."""
+    """Import TensorFlow without its C++ start-up chatter (cams.core.quiet), so errors stay one line."""
     from cams.core.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()
@@ -263,8 +255,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     print(f"generating {args.max_samples} synthetic digits ...", flush=True)
     data = make_synthetic(args.max_samples, seed=args.seed, progress=True)
     r = train_cnn(data, args.out, epochs=args.epochs, batch_size=250, seed=args.seed)
-    e = explain(r["model"], data, ["gradcam", "gradcam++", "smoothgradcam++", "scorecam"], args.out, n=8,
-                seed=args.seed)
+    e = explain(r["model"], data, list(DEFAULT_METHODS), args.out, n=8, seed=args.seed)
     g = e["energy"]["gradcam"]
     print(f"\nheld-out-font test accuracy {r['test_accuracy']:.4f} (test loss {r['test_loss']:.4f}); "
           f"Grad-CAM energy on strokes {g['energy_on_strokes']:.3f} (strokes cover {g['mask_area']:.3f}); "

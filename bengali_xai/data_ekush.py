@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import DigitData
+from .digits import DigitData
 from .errors import BengaliXAIError
 
 EKUSH_FILES = ("maleDigits.csv", "femaleDigits.csv")

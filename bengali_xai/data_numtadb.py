@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import IMAGE_SHAPE, NUM_CLASSES, DigitData, stratified_indices
+from .digits import IMAGE_SHAPE, NUM_CLASSES, DigitData, stratified_indices
 from .errors import BengaliXAIError
 
 SUBSETS = tuple(f"training-{c}" for c in "abcde")
@@ -82,7 +82,7 @@ def read_labels(csv_path: str | os.PathLike, folder: str | os.PathLike) -> list[
 
 
 def read_image(path: Path, invert: bool = False) -> np.ndarray | None:
-    """One image -> float32 (28, 28) grey in [0, 1] (cams.images.load_image), or None when unreadable."""
+    """One image -> float32 (28, 28) grey in [0, 1] (cams.core.images.load_image), or None when unreadable."""
     from cams.core.images import load_image
 
     try:

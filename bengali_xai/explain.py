@@ -9,7 +9,7 @@ import numpy as np
 
 from cams.core.files import write_json
 
-from .data import DigitData
+from .digits import DigitData
 from .errors import MODEL_HINT, BengaliXAIError
 from .model import LAST_CONV
 from .pipeline import split_data

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import keras
 
-from .data import IMAGE_SHAPE, NUM_CLASSES
+from .digits import IMAGE_SHAPE, NUM_CLASSES
 
 OUTPUT_LAYER = "visualized_layer"
 LAST_CONV = "conv2"

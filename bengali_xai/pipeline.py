@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .data import NUM_CLASSES, DigitData, stratify_labels
+from .digits import NUM_CLASSES, DigitData, stratify_labels
 from .errors import BengaliXAIError
 
 

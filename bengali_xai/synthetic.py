@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from .atlas import GlyphAtlas, load_atlas
-from .data import NUM_CLASSES, DigitData
+from .digits import NUM_CLASSES, DigitData
 from .errors import BengaliXAIError
 
 DEFAULT_N = 20000

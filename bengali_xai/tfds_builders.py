@@ -17,7 +17,7 @@ from typing import Iterator
 import numpy as np
 import tensorflow_datasets as tfds
 
-from .data import DigitData
+from .digits import DigitData
 
 
 def _features() -> tfds.features.FeaturesDict:

@@ -11,7 +11,7 @@ from cams.core.files import write_json
 from cams.training import STRATEGIES, make_strategy, resumable, save_model_atomic, set_mixed_precision, set_seed
 from cams.viz import plot_history
 
-from .data import DigitData
+from .digits import DigitData
 from .errors import BengaliXAIError
 from .model import build_cnn
 from .pipeline import make_dataset, split_data

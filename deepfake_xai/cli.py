@@ -290,41 +290,41 @@ def _cmd_train(a) -> int:
 
 
 def _cmd_plot(a) -> int:
-    from .analysis_plots import plot_accuracy_and_loss
+    from .analysis.plots import plot_accuracy_and_loss
 
     plot_accuracy_and_loss(a.json, a.model, a.dataset, a.out_dir, a.run)
     return 0
 
 
 def _open(a):
-    from .analysis_common import open_analysis
+    from .analysis.common import open_analysis
 
     return open_analysis(a.model, a.dataset, a.checkpoint, a.data_root, a.out_dir)
 
 
 def _cmd_numerical(a) -> int:
-    from .analysis_numerical import numerical_analysis
+    from .analysis.numerical import numerical_analysis
 
     numerical_analysis(_open(a), a.batch_size)
     return 0
 
 
 def _cmd_saliency(a) -> int:
-    from .analysis_saliency import saliency_analysis
+    from .analysis.saliency import saliency_analysis
 
     saliency_analysis(_open(a), a.n_pairs, a.batch_size, a.seed)
     return 0
 
 
 def _cmd_gradcam(a) -> int:
-    from .analysis_gradcam import grad_cam_analysis
+    from .analysis.gradcam import grad_cam_analysis
 
     grad_cam_analysis(_open(a), a.seed, a.batch_size)
     return 0
 
 
 def _cmd_localization(a) -> int:
-    from .analysis_localization import localization_analysis
+    from .analysis.localization import localization_analysis
 
     localization_analysis(_open(a), a.batch_size, tolerance=a.tolerance)
     return 0

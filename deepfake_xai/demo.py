@@ -79,12 +79,12 @@ def _analyse_planted(trained, out: Path, data_root: Path, seed: int, log: Callab
 
     Returns the numerical analysis' numbers and the localisation results.
     """
-    from .analysis_common import open_analysis
-    from .analysis_gradcam import grad_cam_analysis
-    from .analysis_localization import localization_analysis
-    from .analysis_numerical import numerical_analysis
-    from .analysis_plots import plot_accuracy_and_loss
-    from .analysis_saliency import saliency_analysis
+    from .analysis.common import open_analysis
+    from .analysis.gradcam import grad_cam_analysis
+    from .analysis.localization import localization_analysis
+    from .analysis.numerical import numerical_analysis
+    from .analysis.plots import plot_accuracy_and_loss
+    from .analysis.saliency import saliency_analysis
 
     t = time.time()
     log("[3/7] plot_accuracy_and_loss")
@@ -124,11 +124,11 @@ def _train_and_analyse(model: str, data_root: Path, out: Path, image_size: int, 
                        lr: float, seed: int, weights: str | None, log: Callable[[str], None]) -> dict:
     """train_main.py -> plot_accuracy_and_loss.py -> numerical_analysis.py -> saliency_map.py ->
     grad_cam_analysis.py for one model on the synthetic data set; returns its headline numbers."""
-    from .analysis_common import open_analysis
-    from .analysis_gradcam import grad_cam_analysis
-    from .analysis_numerical import numerical_analysis
-    from .analysis_plots import plot_accuracy_and_loss
-    from .analysis_saliency import saliency_analysis
+    from .analysis.common import open_analysis
+    from .analysis.gradcam import grad_cam_analysis
+    from .analysis.numerical import numerical_analysis
+    from .analysis.plots import plot_accuracy_and_loss
+    from .analysis.saliency import saliency_analysis
     from .train import TrainConfig, train
 
     name = "synthetic_dataset"

@@ -37,9 +37,9 @@ def _quiet(_msg: str) -> None:
 
 def _face_run(study: str, model: str, data_root: Path, work: Path, seed: int, a, size: int, epochs: int,
               weights: str | None = None) -> dict:
-    from deepfake_xai.analysis_common import open_analysis
-    from deepfake_xai.analysis_localization import localization_analysis
-    from deepfake_xai.analysis_numerical import numerical_analysis
+    from deepfake_xai.analysis.common import open_analysis
+    from deepfake_xai.analysis.localization import localization_analysis
+    from deepfake_xai.analysis.numerical import numerical_analysis
     from deepfake_xai.train import TrainConfig, train
 
     name = "fakes_dataset" if study == "planted" else "synthetic_dataset"

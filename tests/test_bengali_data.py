@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from bengali_xai.atlas import ATLAS_PATH, load_atlas
-from bengali_xai.data import DigitData, load_data, subsample
+from bengali_xai.data import load_data
 from bengali_xai.data_ekush import load_ekush, read_ekush_csv
 from bengali_xai.data_numtadb import load_numtadb
+from bengali_xai.digits import DigitData, subsample
 from bengali_xai.errors import BengaliXAIError
 from bengali_xai.pipeline import make_dataset, split_data
 from bengali_xai.synthetic import make_synthetic

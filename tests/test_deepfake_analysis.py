@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deepfake_xai.analysis_common import open_analysis
+from deepfake_xai.analysis.common import open_analysis
 from deepfake_xai.cli import main
 from deepfake_xai.make_dataset import generate_dataset
 from deepfake_xai.train import TrainConfig, train
@@ -85,7 +85,7 @@ def test_saliency_maps_and_class_means(trained):
 
 def test_saliency_mean_equals_mean_of_per_image_maps(trained):
     base, _ = trained
-    from deepfake_xai.analysis_saliency import compute_gradient_saliency_maps, saliency_analysis
+    from deepfake_xai.analysis.saliency import compute_gradient_saliency_maps, saliency_analysis
 
     an = open_analysis("SimpleNet", "fakes_dataset", base / "checkpoints" / "fakes_dataset_SimpleNet_Adam.keras",
                        base / "data", base / "out2", log=lambda s: None)

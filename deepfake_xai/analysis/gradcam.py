@@ -6,9 +6,9 @@ import numpy as np
 
 from cams.viz import save_triplets
 
-from .analysis_common import Analysis
-from .data import CLASSES, denormalise
-from .models import cam_layer
+from ..data import CLASSES, denormalise
+from ..models import cam_layer
+from .common import Analysis
 
 
 def get_grad_cam_visualization(model, image: np.ndarray, label: int, layer: str | None = None) -> np.ndarray:

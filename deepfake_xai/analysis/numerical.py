@@ -16,7 +16,7 @@ from sklearn.metrics import DetCurveDisplay, auc, det_curve, roc_curve  # noqa: 
 from cams.core.files import save_figure, write_json, write_text  # noqa: E402
 from cams.metrics import probabilities  # noqa: E402
 
-from .analysis_common import Analysis  # noqa: E402
+from .common import Analysis  # noqa: E402
 
 
 def get_soft_scores_and_true_labels(an: Analysis, split: str = "test", batch_size: int = 32

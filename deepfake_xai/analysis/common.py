@@ -10,9 +10,9 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from . import data as ddata
-from .history_json import run_stem
-from .models import load_checkpoint
+from .. import data as ddata
+from ..history_json import run_stem
+from ..models import load_checkpoint
 
 
 @dataclass

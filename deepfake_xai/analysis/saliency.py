@@ -14,8 +14,8 @@ import numpy as np  # noqa: E402
 from cams.core.files import save_figure, save_npz  # noqa: E402
 from cams.viz import heatmap, save_triplets  # noqa: E402
 
-from .analysis_common import Analysis  # noqa: E402
-from .data import CLASSES, denormalise  # noqa: E402
+from ..data import CLASSES, denormalise  # noqa: E402
+from .common import Analysis  # noqa: E402
 
 
 def compute_gradient_saliency_maps(model, images: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ from typing import Callable
 
 from cams.viz import plot_history
 
-from .history_json import SERIES, best_epoch, pick_run, read_runs
+from ..history_json import SERIES, best_epoch, pick_run, read_runs
 
 
 def plot_accuracy_and_loss(json_path: str | os.PathLike, model: str | None = None, dataset: str | None = None,

@@ -13,8 +13,8 @@ import numpy as np
 from cams.core.files import write_json
 from cams.viz import save_grid
 
-from .analysis_common import Analysis
-from .data import denormalise, list_split, mask_path
+from ..data import denormalise, list_split, mask_path
+from .common import Analysis
 
 #: the methods the study compares (any name of `cams methods` works)
 METHODS = ("saliency", "gradcam", "gradcam++")
@@ -53,7 +53,7 @@ def localization_analysis(an: Analysis, batch_size: int = 16, n_examples: int = 
     """Pointing game and energy-in-mask of each method on all test fakes; JSON + example grid."""
     from cams import metrics
 
-    from .models import cam_layer
+    from ..models import cam_layer
 
     if not has_masks(an):
         raise FileNotFoundError(f"{an.dataset_dir}/masks/test has no mask for some test fakes: localisation needs "
