@@ -6,6 +6,7 @@ import sys
 import time
 from typing import Sequence
 
+from cams.cli.common import add_device_options
 from cams.cli.errors import nonnegative_int, positive_int
 
 from .data import DATASETS
@@ -39,11 +40,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     _add_data(p)
     p.add_argument("--epochs", type=positive_int, default=25, help="training epochs (default 25, as the paper)")
     p.add_argument("--batch-size", type=positive_int, default=250, help="batch size (default 250, as the paper)")
-    p.add_argument("--mixed-precision", action="store_true",
-                   help="compute in float16 on a GPU / bfloat16 on CPU or TPU (the output layer stays float32)")
-    p.add_argument("--strategy", choices=("default", "mirrored", "tpu"), default="default",
-                   help="tf.distribute strategy: default (one device), mirrored (all GPUs, or all logical CPUs), "
-                        "tpu (TPUStrategy on a TPU runtime); --batch-size stays the global batch size")
+    add_device_options(p)
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
 
 

@@ -12,6 +12,7 @@ import os
 import sys
 from typing import Sequence
 
+from cams.cli.common import add_device_options
 from cams.cli.errors import nonnegative_int, positive_float, positive_int, unit_float
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -133,11 +134,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", default=None,
                    help="imagenet | none | PATH (XceptionBased: an Xception no-top .h5; SimpleNet: a "
                         ".weights.h5/.keras of the model). Default: imagenet for XceptionBased, none for SimpleNet")
-    p.add_argument("--mixed-precision", action="store_true",
-                   help="mixed_float16 on a GPU, mixed_bfloat16 on CPU/TPU (output layer stays float32)")
-    p.add_argument("--strategy", choices=("default", "mirrored", "tpu"), default="default",
-                   help="tf.distribute strategy: default (one device), mirrored (all GPUs, or all logical "
-                        "CPUs), tpu (TPUStrategy on a TPU runtime); -b stays the global batch size")
+    add_device_options(p, batch_option="-b")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--out-dir", default="out", help="where the JSON history goes (default: out)")
     p.add_argument("--checkpoint-dir", default="checkpoints", help="where checkpoints go (default: checkpoints)")

@@ -32,6 +32,15 @@ def images_for(model, args):
     return x, kept
 
 
+def add_device_options(p, batch_option: str = "--batch-size", strategies=("default", "mirrored", "tpu")) -> None:
+    """--mixed-precision and --strategy for a command that trains a Keras model with `fit`."""
+    p.add_argument("--mixed-precision", action="store_true",
+                   help="compute in float16 on a GPU / bfloat16 on CPU or TPU (the output layer stays float32)")
+    p.add_argument("--strategy", choices=tuple(strategies), default="default",
+                   help="tf.distribute strategy: default (one device), mirrored (all GPUs, or all logical CPUs), "
+                        f"tpu (TPUStrategy on a TPU runtime); {batch_option} stays the global batch size")
+
+
 def add_unsafe_option(p) -> None:
     """--unsafe: let Keras load Lambda layers (Python code in the model file)."""
     p.add_argument("--unsafe", action="store_true",
