@@ -1,7 +1,9 @@
 """Atomic output helpers: nothing the user already has is half-written or lost.
 
 Every writer goes to a temporary file in the destination folder and then `os.replace`s it,
-so an interrupted run leaves either the old file or the new one, never a truncated one.
+so an interrupted run leaves either the old file or the new one, never a truncated one. Temporary
+names start with `TEMP_PREFIX`, which no user file has, so a resumed run removes only those.
+Text is UTF-8; tables go through the `csv` module (quoted), JSON through `json`.
 """
 from __future__ import annotations
 
@@ -11,7 +13,10 @@ import os
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator, Sequence
+
+#: the start of every temporary file and folder name the writers make
+TEMP_PREFIX = ".cams-tmp-"
 
 
 @contextlib.contextmanager
@@ -20,7 +25,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = suffix if suffix is not None else "".join(path.suffixes) or ".tmp"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.stem}.", suffix=suffix, dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -46,7 +51,7 @@ def atomic_savedmodel_dir(out: str | os.PathLike) -> Iterator[Path]:
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "saved_model.pb").is_file())):
         raise ValueError(f"{out} exists and is not a SavedModel folder; choose another output folder")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{out.name}.", dir=out.parent))
     try:
         yield tmp / "sm"
         if out.exists():
@@ -71,6 +76,19 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     """Write `text` to `path` atomically and return the path."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def write_csv(path: str | os.PathLike, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Path:
+    """Write a CSV table atomically in UTF-8 through the `csv` module (fields with commas, quotes or
+    line breaks are quoted, so every row reads back as written)."""
+    import csv
+
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(header)
+            writer.writerows(rows)
     return Path(path)
 
 
