@@ -43,7 +43,7 @@ def test_explain_writes_grid_and_maps_and_skips_broken_files(saved, capsys):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["explain", "--model", "missing.keras", "--images", ".", "--out", "o"], "missing.keras: no such model file"),
+        (["explain", "--model", "missing.keras", "--images", "{d}", "--out", "o"], "missing.keras: no such model file"),
         (["explain", "--model", "{m}", "--images", "{d}", "--methods", "gradcam,foo", "--out", "o"], "unknown method 'foo'"),
         (["explain", "--model", "{m}", "--images", "nowhere", "--out", "o"], "nowhere: no such file or folder"),
         (["explain", "--model", "{m}", "--images", "{d}", "--layer", "nope", "--out", "o"], "no layer named 'nope'"),

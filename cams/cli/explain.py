@@ -39,6 +39,32 @@ def cmd_layers(args) -> int:
     return 0
 
 
+EXPLAIN_OUTPUTS = ("grid.png", "maps.npz", "predictions.csv")
+
+
+def _explain_outputs(args):
+    """The output folder of `cams explain`, checked before any work: apart from the inputs, and no
+    user file where grid.png, maps.npz or predictions.csv go (unless --overwrite)."""
+    from cams.core.outputs import OutputFolder, check_apart
+
+    check_apart(args.out, {"--images": args.images, "--model": [args.model], "--labels": [args.labels]})
+    settings = {"model": str(args.model), "images": [str(p) for p in args.images], "methods": args.methods,
+                "layer": args.layer, "lcam": args.lcam}
+    out = OutputFolder(args.out, "explain", "cams explain", settings, overwrite=args.overwrite,
+                       overwrite_option="--overwrite")
+    out.claim(EXPLAIN_OUTPUTS)
+    return out
+
+
+def _write_predictions(out, kept, probs, names):
+    """predictions.csv: file, top-1 class, its name and probability, one row per image (csv-quoted)."""
+    from cams.core import files
+
+    top1 = probs.argmax(1)
+    rows = [(str(p), int(k), names[k] if names else "", f"{probs[i, k]:.6f}") for i, (p, k) in enumerate(zip(kept, top1))]
+    return files.write_csv(out.path("predictions.csv"), ("file", "class", "name", "probability"), rows)
+
+
 def cmd_explain(args) -> int:
     import numpy as np
     from tqdm import tqdm
@@ -49,24 +75,25 @@ def cmd_explain(args) -> int:
     from cams.metrics import probabilities
     from cams.viz import save_grid
 
+    out = _explain_outputs(args)
     model = load_model(args.model, unsafe=args.unsafe)
     names = class_names(model, args)
     explainers = explainers_for(model, args)
     x, kept = images_for(model, args)
-    out = Path(args.out)
     maps = {}
     for name, explainer in tqdm(explainers.items(), desc="methods", unit="method"):
         maps[name] = np.concatenate([explainer(x[s : s + args.batch_size]) for s in range(0, len(x), args.batch_size)])
     probs = probabilities(model, x)
     labels = [f"{p.name}: {describe(k, names)} ({100 * probs[i, k]:.0f}%)" for i, (p, k) in enumerate(zip(kept, probs.argmax(1)))]
     rows = args.grid_rows
-    grid = save_grid(x[:rows], {registry.title(m): v[:rows] for m, v in maps.items()}, out / "grid.png",
-                              row_labels=labels[:rows])
-    npz = files.save_npz(out / "maps.npz", files=np.array([str(p) for p in kept]), predicted=probs.argmax(1),
-                              **{m.replace("+", "p"): v for m, v in maps.items()})
-    top1 = probs.argmax(1)
-    csv = files.write_text(out / "predictions.csv", "file,class,name,probability\n" + "".join(
-        f"{p},{int(k)},{names[k] if names else ''},{probs[i, k]:.6f}\n" for i, (p, k) in enumerate(zip(kept, top1))))
+    grid = save_grid(x[:rows], {registry.title(m): v[:rows] for m, v in maps.items()}, out.path("grid.png"),
+                     row_labels=labels[:rows])
+    out.record("grid.png")
+    npz = files.save_npz(out.path("maps.npz"), files=np.array([str(p) for p in kept]), predicted=probs.argmax(1),
+                         **{m.replace("+", "p"): v for m, v in maps.items()})
+    out.record("maps.npz")
+    csv = _write_predictions(out, kept, probs, names)
+    out.record("predictions.csv")
     print(f"explained {len(x)} images with {', '.join(maps)}")
     print(f"grid:  {grid}")
     print(f"maps:  {npz}")
@@ -139,7 +166,11 @@ def add_commands(sub) -> None:
     add_image_options(p)
     add_methods_option(p, default="gradcam,gradcam++")
     add_labels_option(p)
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--out", required=True,
+                   help="output folder: grid.png, maps.npz, predictions.csv (a rerun replaces its own files; "
+                        "a file of yours in their place is refused)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace files named grid.png, maps.npz or predictions.csv in --out that cams did not write")
     p.add_argument("--batch-size", type=positive_int, default=16, help="images per batch (default 16)")
     p.add_argument("--grid-rows", type=positive_int, default=8, help="images shown in grid.png (default 8)")
     p.set_defaults(func=cmd_explain)

@@ -45,7 +45,11 @@ def read_class_names(path) -> List[str]:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: no such labels file (one class name per line, or a JSON list)")
-    text = path.read_text(encoding="utf-8", errors="replace")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start}); "
+                         "save the labels file as UTF-8") from None
     if path.suffix.lower() == ".json" or text.lstrip()[:1] in ("[", "{"):
         try:
             return _names_from_json(json.loads(text), path)
