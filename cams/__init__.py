@@ -29,6 +29,8 @@ EXPLAINERS = {
     "CAM": "cams.methods.cam",
     "EigenCAM": "cams.methods.eigen",
     "Saliency": "cams.methods.saliency",
+    "GradientInput": "cams.methods.attribution",
+    "IntegratedGradients": "cams.methods.attribution",
     "ScoreCAM": "cams.methods.perturbation",
     "RISE": "cams.methods.perturbation",
     "AblationCAM": "cams.methods.ablation",

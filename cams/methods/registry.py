@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 #: labels for tables and docs only; code asks a method's needs (below), never its family
-FAMILIES = ("gradient", "activation", "perturbation", "learned", "edge")
+FAMILIES = ("gradient", "activation", "attribution", "perturbation", "learned", "edge")
 #: the modules that declare the built-in methods, in the order of the methods table
-METHOD_MODULES = ("gradient", "cam", "eigen", "saliency", "perturbation", "ablation", "score_variants", "lcam",
-                  "feature_cam")
+METHOD_MODULES = ("gradient", "cam", "eigen", "saliency", "attribution", "perturbation", "ablation", "score_variants",
+                  "lcam", "feature_cam")
 #: options that command lines pass to every method; a method that does not take one ignores it
 SHARED_OPTIONS = ("layer", "batch_size", "seed")
 
@@ -36,7 +36,7 @@ class Method:
     Attributes:
         name: command-line name (`--methods gradcam,xgradcam`), lower case.
         title: the name printed in figures and tables ("XGrad-CAM").
-        family: a label for tables ("gradient", "activation", "perturbation", "learned", "edge").
+        family: a label for tables ("gradient", "activation", "attribution", "perturbation", "learned", "edge").
         cost: forward passes per image, in words ("K + 1 forwards").
         paper: authors, venue and year.
         formula: the map in one line.

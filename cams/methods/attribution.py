@@ -1,0 +1,152 @@
+"""Gradient attributions on the input pixels: Gradient x Input and Integrated Gradients, with the
+SmoothGrad option (Smilkov et al., 2017) of averaging over noisy copies of the image.
+
+An attribution a (B, H, W, C) becomes a map by summing over channels: of |a| by default (a map in
+[0, 1] like every explainer's), or of a itself with `signed=True`, scaled by its largest absolute
+value into [-1, 1] so that 0 stays "no contribution" and the sign says which way a pixel pushes the
+target's pre-softmax score S.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import keras
+import tensorflow as tf
+
+from cams.core import model_graph
+from cams.core.base import Explainer, normalize_maps, resolve_targets, seeded_generator, target_scores
+from cams.core.inputs import check_count
+from cams.methods.registry import register
+
+
+def scale_signed(maps: tf.Tensor) -> tf.Tensor:
+    """Per-map division by max |M|, so signed maps lie in [-1, 1] with 0 kept at 0 (a zero map stays 0)."""
+    peak = tf.reduce_max(tf.abs(maps), axis=[1, 2], keepdims=True)
+    return tf.math.divide_no_nan(maps, peak)
+
+
+def input_gradients(model, x: tf.Tensor, targets: tf.Tensor):
+    """(dS/dx float32 (B, H, W, C), resolved targets) for the target logits S of `model` at `x`."""
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+        tape.watch(x)
+        _, logits = model_graph.forward(model, x)
+        targets = resolve_targets(logits, targets)
+        scores = target_scores(logits, targets)
+    return tf.cast(tape.gradient(scores, x), tf.float32), targets
+
+
+class InputAttribution(Explainer):
+    """Base of the input attributions: a = `attribution(x, targets)`, map = sum over channels.
+
+    Args:
+        model: a Keras classifier.
+        signed: return sum_c a_c scaled into [-1, 1] instead of sum_c |a_c| normalised to [0, 1].
+        smooth_samples: n > 0 averages the attribution over n copies x + N(0, (noise (max x - min x))^2)
+            (SmoothGrad, Smilkov et al., 2017); 0 (default) uses x alone.
+        noise: the SmoothGrad noise level, a fraction of each image's value range.
+        seed: seed of the noise (None: a fresh draw every call).
+        batch_size: images per compiled call.
+    """
+
+    def __init__(self, model: keras.Model, signed: bool = False, smooth_samples: int = 0, noise: float = 0.15,
+                 seed: Optional[int] = None, batch_size: int = 32):
+        if isinstance(smooth_samples, bool) or int(smooth_samples) != smooth_samples or smooth_samples < 0:
+            raise ValueError(f"smooth_samples must be a whole number >= 0, got {smooth_samples!r}")
+        if not noise >= 0:  # NaN too
+            raise ValueError(f"noise must be >= 0, got {noise}")
+        self.signed, self.smooth_samples, self.noise = bool(signed), int(smooth_samples), float(noise)
+        self.batch_size = check_count(batch_size, "batch_size")
+        self._rng = seeded_generator(seed)
+        super().__init__(model)
+
+    @property
+    def variables(self) -> list:
+        """The noise generator's state (tracked when the explainer is exported)."""
+        return [self._rng.state]
+
+    def attribution(self, x: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:  # pragma: no cover - abstract
+        """The attribution (B, H, W, C) at x; a -1 target is the top-1 class at x."""
+        raise NotImplementedError
+
+    def passes_per_copy(self) -> float:
+        """Forward passes one attribution costs (a backward pass counted as one forward)."""
+        return 2.0
+
+    def forward_passes(self) -> float:
+        return self.passes_per_copy() * max(1, self.smooth_samples) + (self.smooth_samples > 0)
+
+    def smoothed(self, x: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
+        """The attribution of the clean top-1 (or given) targets, averaged over noisy copies if asked."""
+        if self.smooth_samples == 0:
+            return self.attribution(x, targets)
+        _, logits = model_graph.forward(self.model, x)
+        targets = resolve_targets(logits, targets)  # the clean image's class for every noisy copy
+        sigma = self.noise * (tf.reduce_max(x, axis=[1, 2, 3], keepdims=True) - tf.reduce_min(x, axis=[1, 2, 3], keepdims=True))
+        total = tf.zeros_like(x, tf.float32)
+        for _ in tf.range(self.smooth_samples):
+            total += self.attribution(x + sigma * self._rng.normal(tf.shape(x)), targets)
+        return total / float(self.smooth_samples)
+
+    def _explain_batch(self, x: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
+        a = self.smoothed(x, targets)
+        return tf.reduce_sum(a if self.signed else tf.abs(a), axis=-1)
+
+    def explain_tensor(self, x: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
+        """Maps at the input resolution: [0, 1] (sum of |a|), or [-1, 1] with `signed=True`."""
+        maps = self._explain_batch(x, targets)
+        return scale_signed(maps) if self.signed else normalize_maps(maps)
+
+
+@register("gradinput", gradient=True, title="Gradient x Input", family="attribution", cost="1 forward + full backward",
+          paper="Shrikumar et al., 2016", formula="a = x * dS/dx; M = sum_c abs(a_c) (signed: sum_c a_c)")
+class GradientInput(InputAttribution):
+    """Gradient x Input (Shrikumar, Greenside, Shcherbina & Kundaje, "Not Just a Black Box", 2016):
+    a = x * dS/dx, S the target's pre-softmax logit; for a linear model it is each pixel's exact
+    contribution w_i x_i to S. See `InputAttribution` for the options."""
+
+    def attribution(self, x, targets):
+        g, _ = input_gradients(self.model, x, targets)
+        return tf.cast(x, tf.float32) * g
+
+
+@register("integratedgradients", gradient=True, title="Integrated Gradients", family="attribution",
+          cost="1 + steps forwards + full backwards", paper="Sundararajan et al., ICML 2017",
+          formula="a = (x - x') * mean_{k=1..m} dS/dx(x' + ((k - 1/2)/m)(x - x')); sum a = S(x) - S(x')",
+          quick={"steps": 8})
+class IntegratedGradients(InputAttribution):
+    """Integrated Gradients (Sundararajan, Taly & Yan, "Axiomatic Attribution for Deep Networks",
+    ICML 2017), their Eq. 3 by the midpoint Riemann sum:
+
+        a = (x - x') * (1/m) sum_{k=1..m} dS/dx (x' + ((k - 1/2)/m) (x - x')),
+
+    so that sum(a) -> S(x) - S(x') (completeness) as m grows. The paper's right sum (k/m) errs by
+    O(1/m); the midpoints, at the same m gradients, by O(1/m^2). S is the target's pre-softmax logit
+    at the clean image's top-1 class (or the given target) along the whole path.
+
+    Args:
+        steps: m, the points on the straight path from the baseline to x.
+        baseline: x' as a number (default 0.0, the black image) or an array broadcastable to one image.
+        model, signed, smooth_samples, noise, seed, batch_size: see `InputAttribution`.
+    """
+
+    def __init__(self, model: keras.Model, steps: int = 64, baseline=0.0, signed: bool = False,
+                 smooth_samples: int = 0, noise: float = 0.15, seed: Optional[int] = None, batch_size: int = 32):
+        self.steps = check_count(steps, "steps")
+        self.baseline = tf.constant(baseline, tf.float32)
+        super().__init__(model, signed=signed, smooth_samples=smooth_samples, noise=noise, seed=seed,
+                         batch_size=batch_size)
+
+    def passes_per_copy(self) -> float:
+        return 1.0 + 2.0 * self.steps
+
+    def attribution(self, x, targets):
+        x = tf.cast(x, tf.float32)
+        _, logits = model_graph.forward(self.model, x)
+        targets = resolve_targets(logits, targets)  # the class at x, kept along the whole path
+        start = tf.broadcast_to(self.baseline, tf.shape(x))
+        total = tf.zeros_like(x)
+        for k in tf.range(1, self.steps + 1):
+            alpha = (tf.cast(k, tf.float32) - 0.5) / float(self.steps)
+            g, _ = input_gradients(self.model, start + alpha * (x - start), targets)
+            total += g
+        return (x - start) * total / float(self.steps)
