@@ -124,7 +124,8 @@ def main() -> None:
         # TensorFlow, load the model; files are matched and checked) with nothing to explain
         t0 = time.perf_counter()
         explain_folder_beam(str(root / "m.keras"), [str(root / "imgs")], str(root / "beam"), methods=args.methods,
-                            batch_size=args.batch_size, runner="DirectRunner", num_workers=args.workers)
+                            batch_size=args.batch_size, overlays=args.overlays, runner="DirectRunner",
+                            num_workers=args.workers)  # the same job (settings) as before, or it is refused
         t_fixed = time.perf_counter() - t0
     finally:
         shutil.rmtree(root, ignore_errors=True)

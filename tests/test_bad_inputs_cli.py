@@ -213,6 +213,9 @@ def test_explain_folder_killed_with_sigkill_resumes_without_loss(ws, tmp_path):
     for i in range(60):
         Image.fromarray(rng.integers(0, 255, (24, 24, 3), dtype=np.uint8)).save(folder / f"{i:03d}.png")
     out = tmp_path / "out"
+    notes = out / "maps" / ".notes.npz"  # a file of the user's in the output folder: kept as it is
+    notes.parent.mkdir(parents=True)
+    notes.write_bytes(b"the user's own notes")
     cmd = [sys.executable, "-m", "cams", "explain-folder", "--model", str(ws / "m.keras"), "--images", str(folder),
            "--out", str(out), "--batch-size", "1", "--methods", "gradcam"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -229,8 +232,11 @@ def test_explain_folder_killed_with_sigkill_resumes_without_loss(ws, tmp_path):
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert f"60 images: {len(done_before)} already done, {60 - len(done_before)} explained now" in r.stdout
-    assert len(list((out / "maps").rglob("*.npz"))) == 60
-    assert [p for p in out.rglob(".*")] == []  # no temporary file left by the killed run
+    assert len(list((out / "maps").rglob("[!.]*.npz"))) == 60
+    from cams.core.files import TEMP_PREFIX
+
+    assert [p for p in out.rglob(f"{TEMP_PREFIX}*")] == []  # no temporary file left by the killed run
+    assert notes.read_bytes() == b"the user's own notes"
 
 
 def test_every_case_is_in_the_table():

@@ -1,4 +1,5 @@
 """`cams explain-folder --runner DirectRunner`: the Apache Beam pipeline writes what the single-process path writes."""
+import csv
 import subprocess
 import sys
 import textwrap
@@ -45,7 +46,9 @@ def argv(job, out, *extra):
 
 
 def outputs(out: Path):
-    return sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.name != "unreadable.txt")
+    """The per-image files (maps/, overlays/): the tables and the run manifest are checked on their own."""
+    return sorted(p.relative_to(out).as_posix() for sub in ("maps", "overlays") for p in (out / sub).rglob("*")
+                  if p.is_file())
 
 
 def test_beam_outputs_equal_single_process_outputs(job, tmp_path, capsys):
@@ -69,6 +72,10 @@ def test_beam_outputs_equal_single_process_outputs(job, tmp_path, capsys):
             assert a[m].shape == (16, 16) and np.abs(a[m] - b[m]).max() <= 1e-5, (name, m)
     listed = (tmp_path / "beam" / "unreadable.txt").read_text().splitlines()
     assert sorted(line.split("\t")[0] for line in listed) == [(job / "imgs" / c).resolve().as_posix() for c in CORRUPT]
+    tables = [list(csv.reader(open(tmp_path / run / "predictions.csv", encoding="utf-8", newline="")))
+              for run in ("local", "beam")]
+    assert [r[:3] for r in tables[0]] == [r[:3] for r in tables[1]] and len(tables[0]) == 1 + 40
+    assert sorted(r[1] for r in tables[0][1:]) == sorted(n for n in names if n.endswith(".npz"))
 
 
 def run_pipeline(job, out, num_workers=None):

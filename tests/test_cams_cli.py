@@ -81,9 +81,9 @@ def test_explain_folder_streams_resumes_and_skips_broken_files(saved, tmp_path, 
     assert (out / "overlays" / "b" / "4.png.gradcam++.png").exists()
     # an interrupted run: one image's result is missing; the rerun only explains that one
     (out / "maps" / "b" / "3.png.npz").unlink()
-    (out / "maps" / "b" / ".3.png.k2j4.npz").write_bytes(b"PK\x03")  # what a run killed mid-write leaves
+    (out / "maps" / "b" / ".cams-tmp-3.png.k2j4.npz").write_bytes(b"PK\x03")  # what a run killed mid-write leaves
     before = (out / "maps" / "a" / "0.png.npz").stat().st_mtime_ns
     assert main(argv) == 0
     assert "6 images: 4 already done, 1 explained now, 1 unreadable" in capsys.readouterr().out
-    assert (out / "maps" / "b" / "3.png.npz").exists() and not (out / "maps" / "b" / ".3.png.k2j4.npz").exists()
+    assert (out / "maps" / "b" / "3.png.npz").exists() and not (out / "maps" / "b" / ".cams-tmp-3.png.k2j4.npz").exists()
     assert (out / "maps" / "a" / "0.png.npz").stat().st_mtime_ns == before

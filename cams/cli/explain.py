@@ -114,19 +114,21 @@ def cmd_explain_folder(args) -> int:
     print(f"maps:     {report.out}/maps")
     if not args.no_overlays:
         print(f"overlays: {report.out}/overlays")
+    print(f"table:    {report.out}/predictions.csv (file, maps, class, probability)")
     if args.runner:
         print(f"unreadable files listed in {report.out}/unreadable.txt")
     return 0
 
 
 def _explain_folder_local(args):
-    from cams.distributed.local import explain_folder
+    from cams.distributed.local import check_out, explain_folder
 
+    check_out(args.out, args.images, args.model, args.lcam)  # before loading anything
     model = load_model(args.model, unsafe=args.unsafe)
     return explain_folder(
         model, args.images, args.out, explainers_for(model, args),
         size=tuple(args.size) if args.size else None, scale=args.scale, offset=args.offset, batch_size=args.batch_size,
-        overlays=not args.no_overlays,
+        overlays=not args.no_overlays, layer=args.layer, lcam=args.lcam, restart=args.restart,
     )
 
 
@@ -142,7 +144,7 @@ def _explain_folder_beam(args):
         args.model, args.images, args.out, methods=args.methods, layer=args.layer, lcam=args.lcam,
         size=tuple(args.size) if args.size else None, scale=args.scale, offset=args.offset, batch_size=args.batch_size,
         overlays=not args.no_overlays, runner=args.runner, num_workers=args.direct_num_workers,
-        pipeline_args=args.beam_args, unsafe=args.unsafe,
+        pipeline_args=args.beam_args, unsafe=args.unsafe, restart=args.restart,
     )
 
 
@@ -179,14 +181,21 @@ def add_commands(sub) -> None:
         "explain-folder",
         help="explain a large folder image by image (streamed, resumable): one .npz and PNG overlays per image",
         description="Streams every image under --images through the model and writes OUT/maps/<path>.npz "
-        "(one map per method, predicted class, probability) and OUT/overlays/<path>.<method>.png. "
-        "Images whose .npz exists are skipped, so rerunning after an interruption resumes. "
+        "(one map per method, predicted class, probability), OUT/overlays/<path>.<method>.png "
+        "and OUT/predictions.csv (file, maps, class, probability). Images whose .npz exists are skipped, so "
+        "rerunning the same job after an interruption resumes; files of yours in OUT are never replaced "
+        "(one in the way is refused), and a rerun with other settings stops unless --restart. "
         "With --runner the same job runs as an Apache Beam pipeline (the beam extra) on that runner.",
         epilog=EXPLAIN_FOLDER_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_image_options(p, limit=False)
     add_methods_option(p, default="gradcam")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--out", required=True,
+                   help="output folder, outside the inputs (its run manifest .cams-run.explain-folder.json "
+                        "records the job)")
+    p.add_argument("--restart", action="store_true",
+                   help="delete this job's own earlier outputs in --out (never other files) and start over; "
+                        "needed to rerun into the same --out with other settings")
     p.add_argument("--batch-size", type=positive_int, default=16, help="images per batch (default 16)")
     p.add_argument("--no-overlays", action="store_true", help="write only the .npz maps")
     p.add_argument("--runner", choices=BEAM_RUNNERS, default=None,

@@ -2,9 +2,12 @@
 
 The pipeline (needs the `beam` extra: pip install "keras-cams[beam]"):
 
-    patterns --MatchAll--> files --Reshuffle--DecodeImages--> (name, image) --BatchElements--> batches
-        --RunInference(ExplainersHandler)--> (name, image, probabilities, maps) --WriteOutputs--> files
+    patterns --MatchAll--> files --Distinct--DecodeImages--> (file, name, image) --BatchElements--> batches
+        --RunInference(ExplainersHandler)--> (file, name, image, probabilities, maps) --WriteOutputs--> files
+                      |                                                                 \\--> rows
+                      |--done--> ReadDone: the row from the image's .npz ----------------> rows
                       \\--unreadable--> ToList --> <out>/unreadable.txt
+    rows --ToList--> <out>/predictions.csv
 
 Files are matched with Beam's FileSystems (local paths; gs://, s3://, ... where the installed Beam
 has those file systems) and decoded in the workers with `cams.core.images.decode_image`, the decoder
@@ -14,14 +17,25 @@ tagged side output written to `<out>/unreadable.txt`; it never fails the job. `R
 once per worker process and builds the explainers from the method registry. Each image's outputs
 are `cams.distributed.local.image_outputs` (the same names and bytes as `explain_folder`), each file
 written atomically and the .npz last; images whose .npz exists are skipped, so a rerun resumes.
+
+Before the pipeline starts, the driver lists the inputs (to give images whose names would meet
+distinct names: `local.output_names`; only the renamed ones travel with the pipeline) and checks the
+output folder exactly as the single-process path does (`local.claim_job`: the run manifest
+`.cams-run.explain-folder.json`, a user file in the way, an earlier run with other settings,
+`restart`); a URL --out keeps its manifest through Beam's FileSystems (`RemoteOutputFolder`).
+Tables (predictions.csv, and unreadable.txt: 'file<TAB>reason' lines) go through the csv module.
 """
 from __future__ import annotations
 
+import csv
+import hashlib
+import io
+import json
 import os
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Dict, Iterable, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 import apache_beam as beam
 import numpy as np
@@ -34,8 +48,11 @@ from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInf
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from cams.core.images import IMAGE_SUFFIXES, decode_image
-from cams.distributed.local import (BatchExplainer, BatchReport, image_outputs, image_size, npz_name, relative_name,
-                                    write_local)
+from cams.core.outputs import MANIFEST_PREFIX, MANIFEST_VERSION, OutputFolder
+from cams.distributed.local import (COMMAND, JOB, PREDICTIONS, PREDICTIONS_HEADER, SUBFOLDERS, BatchExplainer,
+                                    BatchReport, check_out, claim_job, derived_names, earlier_outputs, image_outputs,
+                                    image_size, job_settings, npz_name, open_output, output_names, prediction_row,
+                                    read_prediction, relative_name, write_local)
 
 #: namespace of the pipeline's counters (RunInference adds its own under "RunInference")
 METRICS_NAMESPACE = "cams.explain_folder"
@@ -109,44 +126,70 @@ def write_outputs(out: str, outputs: Dict[str, bytes]) -> None:
             f.write(data)
 
 
+def digest(path: Optional[str]) -> Optional[str]:
+    """The first 16 hex digits of the sha256 of a file read through Beam's FileSystems (None for None)."""
+    if path is None:
+        return None
+    h = hashlib.sha256()
+    try:
+        with FileSystems.open(str(path), compression_type=RAW) as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    except (ValueError, OSError) as err:
+        raise cannot_read(str(path), err) from None
+    return h.hexdigest()[:16]
+
+
+def table_bytes(rows: Iterable[Sequence], header: Optional[Sequence[str]] = None, delimiter: str = ",") -> bytes:
+    """A table encoded by the csv module (fields with the delimiter, quotes or line breaks quoted), UTF-8."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, delimiter=delimiter, lineterminator="\n")
+    if header is not None:
+        writer.writerow(header)
+    writer.writerows(rows)
+    return buf.getvalue().encode("utf-8")
+
+
 class DecodeImages(beam.DoFn):
-    """FileMetadata -> (relative name, float32 image); done images are dropped, unreadable ones tagged."""
+    """file -> (file, output name, float32 image); done images tagged 'done', unreadable ones 'unreadable'."""
 
     UNREADABLE = "unreadable"
+    DONE = "done"
 
-    def __init__(self, job: FolderJob, folders: Sequence[str], files: Sequence[str]):
-        self.job, self.folders, self.files = job, list(folders), set(files)
+    def __init__(self, job: FolderJob, folders: Sequence[str], files: Sequence[str],
+                 renamed: Optional[Mapping[str, str]] = None):
+        self.job, self.folders, self.files, self.renamed = job, list(folders), set(files), dict(renamed or {})
         self.images = Metrics.counter(METRICS_NAMESPACE, "images")
         self.done = Metrics.counter(METRICS_NAMESPACE, "already_done")
         self.unreadable = Metrics.counter(METRICS_NAMESPACE, "unreadable")
 
-    def process(self, meta):
-        path = meta.path
+    def process(self, path: str):
         # folders contribute image files only (by suffix); files named on the command line are always tried
         if path in self.files or os.path.splitext(path)[1].lower() in IMAGE_SUFFIXES:
             self.images.inc()
-            rel = relative_name(path, self.folders)
+            rel = self.renamed.get(path) or relative_name(path, self.folders)
             if FileSystems.exists(FileSystems.join(self.job.out, npz_name(rel))):
                 self.done.inc()
+                yield beam.pvalue.TaggedOutput(self.DONE, (path, rel))
             else:
                 yield self.decode(path, rel)
 
     def decode(self, path: str, rel: str):
-        """(rel, image), or a TaggedOutput 'path<TAB>reason' for the unreadable list."""
+        """(path, rel, image), or a TaggedOutput (path, reason) for the unreadable list."""
         try:
             with FileSystems.open(path, compression_type=RAW) as f:
                 data = f.read()
             h, w, c = self.job.shape
-            return rel, decode_image(data, (h, w), c, self.job.scale, self.job.offset, name=path)
+            return path, rel, decode_image(data, (h, w), c, self.job.scale, self.job.offset, name=path)
         except (ValueError, OSError) as err:
             self.unreadable.inc()
-            return beam.pvalue.TaggedOutput(self.UNREADABLE, f"{path}\t{str(err).removeprefix(path + ': ')}")
+            return beam.pvalue.TaggedOutput(self.UNREADABLE, (path, str(err).removeprefix(path + ": ")))
 
 
 class ExplainersHandler(ModelHandler):
     """RunInference model handler: loads the Keras model and builds the explainers once per worker.
 
-    Examples are (relative name, image); a batch gives one `PredictionResult` per image whose
+    Examples are (file, relative name, image); a batch gives one `PredictionResult` per image whose
     `inference` is (softmax probabilities (K,), {method: (H, W) map}).
     """
 
@@ -159,26 +202,37 @@ class ExplainersHandler(ModelHandler):
         return BatchExplainer(model, explainers, self.job.batch_size)
 
     def run_inference(self, batch, model, inference_args=None) -> Iterable[PredictionResult]:
-        probs, maps = model(np.stack([image for _, image in batch]))
+        probs, maps = model(np.stack([example[-1] for example in batch]))
         return [PredictionResult(example, (probs[j], {name: m[j] for name, m in maps.items()}))
                 for j, example in enumerate(batch)]
 
     def get_num_bytes(self, batch) -> int:
-        return int(sum(image.nbytes for _, image in batch))
+        return int(sum(example[-1].nbytes for example in batch))
 
 
 class WriteOutputs(beam.DoFn):
-    """PredictionResult -> the image's .npz (and overlays) under the output folder."""
+    """PredictionResult -> the image's .npz (and overlays) under the output folder; yields its predictions.csv row."""
 
     def __init__(self, job: FolderJob):
         self.job = job
         self.explained = Metrics.counter(METRICS_NAMESPACE, "explained")
 
     def process(self, result: PredictionResult):
-        (rel, image), (probs, maps) = result.example, result.inference
+        (path, rel, image), (probs, maps) = result.example, result.inference
         write_outputs(self.job.out, image_outputs(rel, image, maps, probs, self.job.overlays))
         self.explained.inc()
-        yield rel
+        yield prediction_row(path, rel, probs.argmax(), probs.max())
+
+
+def read_done(item: Tuple[str, str], out: str) -> tuple:
+    """(file, rel) of an image done before -> its predictions.csv row, read from its .npz."""
+    path, rel = item
+    try:
+        with FileSystems.open(FileSystems.join(out, npz_name(rel)), compression_type=RAW) as f:
+            data = f.read()
+    except (ValueError, OSError):
+        data = b""
+    return read_prediction(path, rel, io.BytesIO(data))
 
 
 def input_patterns(inputs: Sequence[str]) -> Tuple[list, list, list]:
@@ -208,21 +262,56 @@ def input_patterns(inputs: Sequence[str]) -> Tuple[list, list, list]:
     return patterns, folders, named
 
 
-def build_pipeline(p: beam.Pipeline, job: FolderJob, inputs: Sequence[str]) -> None:
-    """Add the explain-folder transforms to `p` (see the module docstring)."""
+def list_inputs(inputs: Sequence[str]) -> Tuple[List[str], List[str]]:
+    """(image files, input folders) as the pipeline sees them, listed once on the driver (Beam's FileSystems).
+
+    Args:
+        inputs: the --images arguments (local paths or URLs).
+
+    Returns:
+        The files the pipeline decodes (each once, sorted) and the folders, in `local.input_key` form.
+    """
+    patterns, folders, named = input_patterns(inputs)
+    found, globs = set(named), [p for p in patterns if p not in named]
+    try:
+        for result in FileSystems.match(globs) if globs else []:
+            found.update(m.path for m in result.metadata_list if os.path.splitext(m.path)[1].lower() in IMAGE_SUFFIXES)
+    except (ValueError, OSError) as err:
+        raise cannot_read(", ".join(patterns), err) from None
+    return sorted(found), folders
+
+
+def build_pipeline(p: beam.Pipeline, job: FolderJob, inputs: Sequence[str],
+                   renamed: Optional[Mapping[str, str]] = None) -> None:
+    """Add the explain-folder transforms to `p` (see the module docstring).
+
+    Args:
+        p: the pipeline; job: what to explain; inputs: the --images arguments.
+        renamed: {file: output name} for the images `local.output_names` gave a distinct name
+            (the others are named by `relative_name`); from `explain_folder_beam`.
+    """
     patterns, folders, named = input_patterns(inputs)
     decoded = (
         p
         | "Patterns" >> beam.Create(patterns)
         | "Match" >> fileio.MatchAll()
-        | "Spread" >> beam.Reshuffle()  # one pattern matches many files: let every worker decode some
-        | "Decode" >> beam.ParDo(DecodeImages(job, folders, named)).with_outputs(DecodeImages.UNREADABLE, main="images")
+        | "Paths" >> beam.Map(lambda meta: meta.path)
+        | "Once" >> beam.Distinct()  # a file under two --images is explained once; spreads the files over workers
+        | "Decode" >> beam.ParDo(DecodeImages(job, folders, named, renamed)).with_outputs(
+            DecodeImages.UNREADABLE, DecodeImages.DONE, main="images")
     )
-    (
+    explained = (
         decoded.images
         | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=job.batch_size)
         | "Explain" >> RunInference(ExplainersHandler(job).with_no_batching())
         | "Write" >> beam.ParDo(WriteOutputs(job))
+    )
+    done = decoded[DecodeImages.DONE] | "ReadDone" >> beam.Map(read_done, job.out)
+    (
+        (explained, done)
+        | "Rows" >> beam.Flatten()
+        | "CollectRows" >> beam.combiners.ToList()
+        | "Predictions" >> beam.Map(write_predictions, job.out)
     )
     (
         decoded[DecodeImages.UNREADABLE]
@@ -231,9 +320,15 @@ def build_pipeline(p: beam.Pipeline, job: FolderJob, inputs: Sequence[str]) -> N
     )
 
 
-def write_unreadable(lines: Sequence[str], out: str) -> None:
-    """<out>/unreadable.txt: one 'file<TAB>reason' line per unreadable file of this run, sorted (atomically)."""
-    write_outputs(out, {UNREADABLE_LIST: "".join(line + "\n" for line in sorted(lines)).encode("utf-8")})
+def write_predictions(rows: Sequence[tuple], out: str) -> None:
+    """<out>/predictions.csv: a header and one row per explained image (this run's and earlier), sorted by file."""
+    write_outputs(out, {PREDICTIONS: table_bytes(sorted(rows, key=lambda r: r[0]), PREDICTIONS_HEADER)})
+
+
+def write_unreadable(items: Sequence[Tuple[str, str]], out: str) -> None:
+    """<out>/unreadable.txt: one 'file<TAB>reason' line per unreadable file of this run, sorted (atomically;
+    a field holding a tab, quote or line break is quoted by the csv module)."""
+    write_outputs(out, {UNREADABLE_LIST: table_bytes(sorted(items), delimiter="\t")})
 
 
 def pipeline_options(runner: str, num_workers: Optional[int] = None, extra: Sequence[str] = ()) -> PipelineOptions:
@@ -258,38 +353,155 @@ def counters(result) -> Dict[str, int]:
     return totals
 
 
+class RemoteOutputFolder(OutputFolder):
+    """An `OutputFolder` at a URL (gs://, s3://, ...): its manifest read and written through Beam's FileSystems.
+
+    Args:
+        url: the output folder; settings: the job's `local.job_settings`.
+    """
+
+    def __init__(self, url: str, settings: Mapping):
+        self.folder, self.job, self.command, self.option = url.rstrip("/"), JOB, COMMAND, "--out"
+        self.overwrite, self.overwrite_option = False, None
+        self.settings = json.loads(json.dumps(dict(settings), default=str))
+        self.manifest_path = self.path(f"{MANIFEST_PREFIX}{JOB}.json")
+        self.previous = self._read_manifest()
+        self.files = list(self.previous.get("files", [])) if self.previous else []
+
+    def _read_manifest(self) -> Optional[dict]:
+        if not FileSystems.exists(self.manifest_path):
+            return None
+        with FileSystems.open(self.manifest_path, compression_type=RAW) as f:
+            text = f.read().decode("utf-8", errors="replace")
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict) or not isinstance(data.get("files"), list):
+            raise ValueError(f"{self.manifest_path} is not a run manifest of {self.command}; move it away or "
+                             f"choose another {self.option}")
+        return data
+
+    def path(self, name: str) -> str:
+        """The URL of output `name` inside the folder."""
+        return FileSystems.join(self.folder, name)
+
+    def claim(self, names: Iterable[str]) -> None:
+        """Refuse, before any work, when a file to be written exists and is not this job's."""
+        for name in names:
+            if not self.owns(str(name)) and FileSystems.exists(self.path(name)):
+                raise ValueError(f"{self.path(name)} exists and was not written by {self.command}; "
+                                 f"choose another {self.option}")
+
+    def save(self) -> str:
+        """Write the manifest now (an object store publishes it whole when it is closed)."""
+        body = {"version": MANIFEST_VERSION, "command": self.command, "settings": self.settings, "files": self.files}
+        write_outputs(self.folder, {f"{MANIFEST_PREFIX}{JOB}.json": (json.dumps(body, indent=2) + "\n").encode()})
+        return self.manifest_path
+
+
+def _list_keys(inputs: List[str]) -> Tuple[List[str], List[str]]:
+    """`list_inputs` of the inputs that still exist (an earlier run's, for `earlier_outputs`)."""
+    there = [p for p in inputs if (Path(p).exists() if is_local(p) else FileSystems.exists(p))]
+    return list_inputs(there or inputs)
+
+
+def open_remote_output(out: str, settings: Mapping, derived: Set[str],
+                       restart: bool = False) -> Tuple[OutputFolder, Set[str]]:
+    """`local.open_output` for a URL --out: checked (`local.claim_job`) and marked as this job's before any work.
+
+    Args:
+        out: the folder's URL; settings: `local.job_settings`; derived: `local.derived_names` of this
+        run; restart: delete this job's own earlier outputs first.
+
+    Returns:
+        (the `RemoteOutputFolder`, its manifest saved; the derived files that exist now).
+    """
+    folder = RemoteOutputFolder(out, settings)
+    existing = set()
+    for sub in SUBFOLDERS:
+        prefix = FileSystems.join(folder.folder, sub) + "/"
+        try:
+            matched = FileSystems.match([prefix + "**"])[0].metadata_list
+        except (ValueError, OSError):
+            matched = []
+        existing.update(m.path[len(folder.folder) + 1:] for m in matched)
+    doomed = claim_job(folder, derived, existing, (PREDICTIONS, UNREADABLE_LIST), restart,
+                       lambda: earlier_outputs(folder.previous.get("settings") or {}, _list_keys))
+    there = [folder.path(n) for n in sorted(doomed) if FileSystems.exists(folder.path(n))]
+    if there:
+        FileSystems.delete(there)
+    folder.save()
+    return folder, (existing & derived) - doomed
+
+
+def prepare_job(job: FolderJob, inputs: Sequence[str], size, restart: bool) -> Tuple[FolderJob, OutputFolder, dict]:
+    """Before the pipeline: load the model, name the outputs and check the output folder.
+
+    Args:
+        job: the job (its `shape` is filled in here); inputs: the --images arguments;
+        size: (H, W) for any-size models; restart: as `explain_folder_beam`.
+
+    Returns:
+        (the job with its image shape, its `OutputFolder`, {file: output name} of the renamed images).
+
+    Raises:
+        ValueError: one line on a bad model, method, layer or L-CAM file, or on the output folder.
+    """
+    keras_model, explainers = build_explainers(job)
+    job = replace(job, shape=image_size(keras_model, size))
+    paths, folders = list_inputs(inputs)
+    names = output_names(paths, folders)
+    renamed = {p: n for p, n in names.items() if n != relative_name(p, folders)}
+    settings = job_settings(keras_model, inputs, list(explainers), job.shape, job.scale, job.offset, job.overlays,
+                            job.layer, digest(job.lcam))
+    derived = derived_names(names.values(), list(explainers), job.overlays)
+    if is_local(job.out):
+        folder, _ = open_output(job.out, settings, derived, restart, (PREDICTIONS, UNREADABLE_LIST))
+    else:
+        folder, _ = open_remote_output(job.out, settings, derived, restart)
+    return job, folder, renamed
+
+
 def explain_folder_beam(model: str, inputs: Sequence[str], out: str, methods: str = "gradcam",
                         layer: Optional[str] = None, lcam: Optional[str] = None,
                         size: Optional[Tuple[int, int]] = None, scale: float = 1 / 255.0, offset: float = 0.0,
                         batch_size: int = 16, overlays: bool = True, runner: str = "DirectRunner",
                         num_workers: Optional[int] = None, pipeline_args: Sequence[str] = (),
-                        unsafe: bool = False) -> BatchReport:
+                        unsafe: bool = False, restart: bool = False) -> BatchReport:
     """Run the explain-folder pipeline and wait for it; the outputs equal `local.explain_folder`'s.
 
     Args:
         model: the .keras file (a local path or a URL Beam's FileSystems can read, e.g. gs://...).
         inputs: image files and/or folders (local or URLs), folders searched recursively.
-        out: output folder (local or URL): maps/, overlays/ and unreadable.txt go under it.
+        out: output folder (local or URL): maps/, overlays/, predictions.csv and unreadable.txt go under
+            it; checked before any work as `local.explain_folder` checks it.
         methods, layer, lcam: as `cams explain-folder --methods/--layer/--lcam` (the registry's names).
         size, scale, offset, batch_size, overlays: as `local.explain_folder`.
         runner: one of RUNNERS; num_workers: DirectRunner processes; pipeline_args: other Beam flags.
         unsafe: let Keras deserialise Lambda layers (`cams ... --unsafe`; only for model files you trust).
+        restart: delete this job's own earlier outputs in `out` first (also after a change of settings).
 
     Returns:
         A `BatchReport` from the pipeline's counters; `skipped` lists unreadable.txt's files.
+
+    Raises:
+        ValueError: before any work, for an `out` that overlaps an input, a user file in the way or an
+            earlier run with other settings (without `restart`).
     """
     if batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
     options = pipeline_options(runner, num_workers, pipeline_args)
+    check_out(out, inputs, model, lcam)
     out = str(out) if not is_local(str(out)) else Path(out).resolve().as_posix()
     job = FolderJob(model=str(model), out=out, methods=methods, layer=layer, lcam=lcam, scale=scale, offset=offset,
                     batch_size=batch_size, overlays=overlays, unsafe=unsafe)
-    keras_model, _ = build_explainers(job)  # fails early, with one line, on a bad model, method, layer or L-CAM file
-    job = replace(job, shape=image_size(keras_model, size))
+    job, folder, renamed = prepare_job(job, inputs, size, restart)
     p = beam.Pipeline(options=options)
-    build_pipeline(p, job, inputs)
+    build_pipeline(p, job, inputs, renamed)
     result = p.run()
     result.wait_until_finish()
+    folder.record(PREDICTIONS, UNREADABLE_LIST)
     c = counters(result)
     return BatchReport(total=c["images"], done_before=c["already_done"], explained=c["explained"],
                        skipped=read_unreadable(out), out=Path(out) if is_local(out) else out)
@@ -301,5 +513,6 @@ def read_unreadable(out: str):
     if not FileSystems.exists(path):
         return []
     with FileSystems.open(path, compression_type=RAW) as f:
-        lines = f.read().decode("utf-8").splitlines()
-    return [tuple(line.split("\t", 1)) if "\t" in line else (line, "not a readable image") for line in lines if line]
+        text = f.read().decode("utf-8")
+    rows = csv.reader(io.StringIO(text, newline=""), delimiter="\t")
+    return [(row[0], row[1] if len(row) > 1 else "not a readable image") for row in rows if row]

@@ -1,21 +1,53 @@
 """Explain a large folder of images without holding it in memory, resuming where it stopped.
 
 Images stream through tf.data (decoded in a background thread, `batch_size` at a time); for each
-image `<out>/maps/<relative path>.npz` holds one map per method plus the predicted class and its
-probability, and `<out>/overlays/<relative path>.<method>.png` the overlay. Every file is written
-atomically and the .npz last, so an existing .npz means that image is complete: a rerun skips it.
+image `<out>/maps/<name>.npz` holds one map per method plus the predicted class and its
+probability, `<out>/overlays/<name>.<method>.png` the overlay, and `<out>/predictions.csv` lists
+every explained image: its file, its .npz, the class and the probability (written through the csv
+module). Every file is written atomically and the .npz last, so an existing .npz means that image
+is complete: a rerun of the same job skips it.
 
-The naming (`relative_name`, `npz_name`, `overlay_name`), the per-batch computation
-(`BatchExplainer`) and the encoding of one image's outputs (`image_outputs`) are shared with the
-Apache Beam pipeline in `cams.distributed.beam`, so both write the same files.
+Names. `<name>` is the image's path relative to the --images folder holding it (a file named on its
+own: its file name). Two images whose names would meet on some file system (equal after Unicode
+NFC, casefolding and dropping trailing dots and spaces of each part: `a/photo.png` under two
+folders, `Photo.png` beside `photo.png`) both get a short hash of their full path before the suffix
+(`photo.3f2a1c9e0b.png`), so each image has its own outputs; the names depend only on the paths,
+so a rerun finds them again. predictions.csv says which file went where.
+
+Ownership (nothing the user has is lost). The folder's run manifest `.cams-run.explain-folder.json`
+(cams.core.outputs) holds the job's settings: the input folders, methods, layer, L-CAM file hash,
+model weights hash, image size, scale, offset, overlays. It lists only the tables it writes
+(predictions.csv, unreadable.txt), not the thousands of per-image files: a file under maps/ or
+overlays/ is the job's own when the manifest is there and the job derives that name from its inputs.
+So, checked before any work:
+
+* no manifest: every derived name that exists is the user's -> ValueError naming it (another --out);
+* a manifest with the same settings: derived files are this job's: a rerun resumes, skipping done
+  images, and removes only `.cams-tmp-*` files a killed run left (`outputs.remove_temporary`);
+* a manifest with other settings: ValueError naming the difference; `restart=True` (--restart)
+  first deletes the files the earlier job derived (its settings' inputs, methods and overlays, and
+  the tables it recorded) and those this job derives; nothing else in the folder is touched.
+
+Files under maps/ that no input derives (a user's `.notes.npz`), other files in the folder and a
+`predictions.csv` not recorded in the manifest are never replaced or deleted. The --out is
+refused when it is, is inside or contains an --images input, the --model or the --lcam file.
+
+The naming, the ownership checks (`claim_job`), the per-batch computation (`BatchExplainer`) and the
+encoding of one image's outputs (`image_outputs`) are shared with the Apache Beam pipeline in
+`cams.distributed.beam`, so both write the same files and either resumes the other's job.
 """
 from __future__ import annotations
 
+import csv
+import hashlib
 import io
+import unicodedata
+import zipfile
+from collections import defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -27,11 +59,21 @@ from cams.core import files
 from cams.core import model_graph
 from cams.core.base import Explainer, compiled
 from cams.core.images import list_images, load_image
+from cams.core.outputs import OutputFolder, check_apart, check_folder, describe_changes, remove_temporary
+from cams.methods.lcam.fileformat import model_fingerprint
 
 
 #: threads that encode and write outputs while the model explains the next batch (zlib, PNG and file
 #: writes release the GIL)
 WRITER_THREADS = 2
+#: the job's name in its run manifest (.cams-run.explain-folder.json) and the command named in messages
+JOB, COMMAND = "explain-folder", "cams explain-folder"
+#: the subfolders whose files the job derives from its inputs
+SUBFOLDERS = ("maps", "overlays")
+PREDICTIONS = "predictions.csv"
+PREDICTIONS_HEADER = ("file", "maps", "class", "probability")
+#: version of the naming rule (part of the settings: another rule is another job)
+NAMING = 1
 
 
 @dataclass
@@ -45,6 +87,7 @@ class BatchReport:
     out: Optional[Path] = None
 
 
+# ---------------------------------------------------------------- names
 def relative_name(path: str, folders: Sequence[str]) -> str:
     """`path` relative to the first of `folders` that contains it, else its file name ('/'-separated).
 
@@ -62,6 +105,46 @@ def relative_name(path: str, folders: Sequence[str]) -> str:
     return path.rstrip("/").rsplit("/", 1)[-1]
 
 
+def name_key(name: str) -> str:
+    """What two output names must not share: the name in Unicode NFC, casefolded, each part without
+    trailing dots and spaces (what case-insensitive, normalising and Windows file systems compare)."""
+    text = unicodedata.normalize("NFC", name).casefold()
+    return "/".join(part.rstrip(". ") for part in text.split("/"))
+
+
+def distinct_name(name: str, path: str) -> str:
+    """`name` with a short hash of the image's full `path` before its suffix: a/photo.png -> a/photo.<hash>.png."""
+    digest = hashlib.sha256(path.encode("utf-8")).hexdigest()[:10]
+    head, slash, base = name.rpartition("/")
+    stem, dot, suffix = base.rpartition(".")
+    base = f"{stem}.{digest}.{suffix}" if dot and stem else f"{base}.{digest}"
+    return head + slash + base
+
+
+def output_names(paths: Iterable[str], folders: Sequence[str]) -> Dict[str, str]:
+    """{image path: the name of its outputs}, distinct for distinct images (see the module docstring).
+
+    Args:
+        paths: the images' full paths or URLs, '/'-separated (`input_key` form).
+        folders: the input folders, same form.
+
+    Returns:
+        `relative_name` of each path, or `distinct_name` for every path whose name would meet another's.
+    """
+    names = {p: relative_name(p, folders) for p in paths}
+    groups: Dict[str, List[str]] = defaultdict(list)
+    for p, name in names.items():
+        groups[name_key(name)].append(p)
+    for members in groups.values():
+        if len(members) > 1:
+            names.update({p: distinct_name(names[p], p) for p in members})
+    keys = [name_key(n) for n in names.values()]
+    if len(set(keys)) < len(keys):
+        clash = sorted(p for p, n in names.items() if keys.count(name_key(n)) > 1)
+        raise ValueError(f"{clash[0]} and {clash[1]} would still share output names; rename one of them")
+    return names
+
+
 def npz_name(rel: str) -> str:
     """Where an image's maps go, relative to the output folder: maps/<rel>.npz."""
     return f"maps/{rel}.npz"
@@ -72,6 +155,210 @@ def overlay_name(rel: str, method: str) -> str:
     return f"overlays/{rel}.{method}.png"
 
 
+def derived_names(names: Iterable[str], methods: Sequence[str], overlays: bool) -> Set[str]:
+    """Every file the job writes under maps/ and overlays/ for images named `names`."""
+    found = set()
+    for rel in names:
+        found.add(npz_name(rel))
+        if overlays:
+            found.update(overlay_name(rel, m) for m in methods)
+    return found
+
+
+def input_key(item) -> str:
+    """An --images, --model or --lcam argument as the job records it: a local path made absolute
+    (symlinks resolved), '/'-separated; a URL (gs://...) as given, without a trailing '/'."""
+    text = str(item)
+    return text.rstrip("/") if "://" in text else Path(text).resolve().as_posix()
+
+
+def list_local(inputs: Sequence) -> Tuple[Dict[str, Path], List[str]]:
+    """The images under local `inputs`, each once, keyed as the job names them.
+
+    Args:
+        inputs: image files and/or folders (--images).
+
+    Returns:
+        ({image path in `input_key` form: its Path}, the input folders in that form). An image under a
+        folder is that folder's key + '/' + its path below it (what Beam's file matching gives); an
+        image reached twice (nested --images) is listed once.
+
+    Raises:
+        ValueError: as `list_images` (a missing input, no image at all).
+    """
+    roots = [Path(p) for p in inputs]
+    folders = [(r, input_key(r)) for r in roots if r.is_dir()]
+    found: Dict[str, Path] = {}
+    for p in list_images(roots):
+        key = next((f"{k}/{p.relative_to(r).as_posix()}" for r, k in folders if p.is_relative_to(r)), None)
+        found.setdefault(key or input_key(p), p)
+    return found, [k for _, k in folders]
+
+
+# ---------------------------------------------------------------- the job and its output folder
+def file_digest(path) -> Optional[str]:
+    """The first 16 hex digits of the sha256 of a local file's bytes (None for None)."""
+    if path is None:
+        return None
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def job_settings(model, inputs: Sequence, methods: Sequence[str], shape: Sequence[int], scale: float, offset: float,
+                 overlays: bool, layer: Optional[str] = None, lcam_digest: Optional[str] = None) -> dict:
+    """What the outputs depend on, recorded in the run manifest: a rerun with other settings is another job.
+
+    Args:
+        model: the Keras classifier (its weights are hashed: `model_fingerprint`).
+        inputs: the --images arguments; methods: the method names; shape: (H, W, channels) decoded.
+        scale, offset, overlays, layer: as `explain_folder`; lcam_digest: hash of the L-CAM file, or None.
+
+    Returns:
+        A JSON-able dict ({"images", "methods", "layer", "lcam", "model", "size", "scale", "offset",
+        "overlays", "naming"}).
+    """
+    if len({m.replace("+", "p") for m in methods}) < len(methods):
+        raise ValueError(f"methods {', '.join(methods)} would share a map name in the .npz files ('+' is written 'p')")
+    return {"images": [input_key(p) for p in inputs], "methods": ",".join(methods), "layer": layer,
+            "lcam": lcam_digest, "model": model_fingerprint(model)[:16], "size": "x".join(map(str, shape)),
+            "scale": float(scale), "offset": float(offset), "overlays": bool(overlays), "naming": NAMING}
+
+
+def check_out(out, inputs: Sequence, model=None, lcam=None) -> None:
+    """Refuse, before any work, an --out that is a file or that is, is inside or contains an input.
+
+    Args:
+        out: the output folder (a local path or a URL); inputs: the --images arguments;
+        model: the --model path; lcam: the --lcam path (None when not given).
+
+    Raises:
+        ValueError: one line naming both paths and the fix.
+    """
+    given = {"--images": [str(p) for p in inputs], "--model": [model], "--lcam": [lcam]}
+    if "://" not in str(out):
+        check_folder(out)
+        check_apart(out, given)
+        return
+    target = str(out).rstrip("/") + "/"
+    for option, paths in given.items():
+        for raw in (str(p) for p in paths if p is not None and "://" in str(p)):
+            source = raw.rstrip("/") + "/"
+            if target.startswith(source) or source.startswith(target):
+                relation = "is" if target == source else ("is inside" if target.startswith(source) else "contains")
+                raise ValueError(f"--out {out} {relation} {option} {raw}: outputs would mix with the inputs; "
+                                 f"choose an --out outside them")
+
+
+def claim_job(folder: OutputFolder, derived: Set[str], existing: Set[str], tables: Sequence[str],
+              restart: bool = False, earlier: Callable[[], Set[str]] = set) -> Set[str]:
+    """Check the output folder for this job before any work (see the module docstring).
+
+    Args:
+        folder: the job's `OutputFolder`, its manifest read (`folder.previous`).
+        derived: the names this run derives from its inputs (`derived_names`).
+        existing: the files under maps/ and overlays/ now (names relative to the folder).
+        tables: the files the job writes at the top of the folder (predictions.csv, ...).
+        restart: delete this job's own earlier outputs and start over (--restart).
+        earlier: () -> the names the earlier run derived from its inputs; called only for `restart`.
+
+    Returns:
+        The names of this job's own files to delete before the run (empty unless `restart`); the
+        folder's file list is emptied for them.
+
+    Raises:
+        ValueError: a user file where the job writes, or an earlier run with other settings.
+    """
+    if folder.previous is None:  # not this job's folder: any file in the way is the user's
+        folder.claim(sorted(derived & existing) + list(tables))
+        return set()
+    changed = folder.changed_settings()
+    if changed and not restart:
+        before = folder.previous.get("settings", {})
+        raise ValueError(f"{folder.option} {folder.folder} holds a {folder.command} run with other settings "
+                         f"({describe_changes(before, folder.settings, changed)}); choose another {folder.option}, "
+                         f"or add --restart to delete that run's outputs and start over")
+    folder.claim(tables)
+    if not restart:
+        return set()
+    own = ((derived | earlier()) & existing) | set(folder.files)
+    folder.files = []
+    return own
+
+
+def earlier_outputs(settings: Mapping, lister: Callable[[List[str]], Tuple[Iterable[str], List[str]]]) -> Set[str]:
+    """The names an earlier run with `settings` (its manifest's) derived from its inputs as they are now.
+
+    Args:
+        settings: the earlier run's `job_settings`.
+        lister: input arguments -> (image paths, input folders), as `list_local` (paths only) lists them;
+            inputs that are gone or hold no image give nothing.
+
+    Returns:
+        The names under maps/ and overlays/ (`derived_names`) of the images those inputs hold now.
+    """
+    try:
+        paths, folders = lister(list(settings.get("images", [])))
+    except (ValueError, OSError):
+        return set()
+    methods = [m for m in str(settings.get("methods", "")).split(",") if m]
+    return derived_names(output_names(paths, folders).values(), methods, bool(settings.get("overlays")))
+
+
+def _list_local_keys(inputs: List[str]) -> Tuple[Iterable[str], List[str]]:
+    found, folders = list_local([p for p in inputs if Path(p).exists()] or inputs)
+    return list(found), folders
+
+
+def existing_outputs(out) -> Set[str]:
+    """The files under <out>/maps and <out>/overlays.
+
+    Args:
+        out: the local output folder.
+
+    Returns:
+        Their names relative to `out`, '/'-separated (user files there included).
+    """
+    found = set()
+    for sub in SUBFOLDERS:
+        base = Path(out, sub)
+        if base.is_dir():
+            found.update(p.relative_to(out).as_posix() for p in base.rglob("*") if p.is_file() or p.is_symlink())
+    return found
+
+
+def open_output(out, settings: Mapping, derived: Set[str], restart: bool = False,
+                tables: Sequence[str] = (PREDICTIONS,)) -> Tuple[OutputFolder, Set[str]]:
+    """The local output folder, checked (`claim_job`) and marked as this job's before any work.
+
+    Deletes, for `restart`, this job's own earlier outputs, and in a folder of this job the temporary
+    files a killed run left (`.cams-tmp-*` under maps/ and overlays/, beside the tables and the manifest).
+
+    Args:
+        out: the local output folder; settings: `job_settings`; derived: `derived_names` of this run;
+        restart: as `explain_folder`; tables: the files the job writes at the top of the folder.
+
+    Returns:
+        (the `OutputFolder`, its manifest saved; the derived files that exist now).
+    """
+    folder = OutputFolder(out, JOB, COMMAND, settings)
+    existing = existing_outputs(out)
+    doomed = claim_job(folder, derived, existing, tables, restart,
+                       lambda: earlier_outputs(folder.previous.get("settings") or {}, _list_local_keys))
+    for name in sorted(doomed):
+        folder.path(name).unlink(missing_ok=True)
+    if folder.previous is not None:
+        remove_temporary([folder.path(sub) for sub in SUBFOLDERS])
+        for name in (*tables, folder.manifest_path.name):
+            for tmp in folder.folder.glob(f"{files.TEMP_PREFIX}{Path(name).stem}.*"):
+                tmp.unlink(missing_ok=True)
+    folder.save()
+    return folder, (existing & derived) - doomed
+
+
+# ---------------------------------------------------------------- computing and writing
 def image_size(model, size: Optional[Tuple[int, int]]) -> Tuple[int, int, int]:
     """(H, W, channels) the images are decoded to: the model's input size, or `size` for any-size models."""
     _, h, w, c = model_graph.input_shape(model)
@@ -142,15 +429,6 @@ def image_outputs(rel: str, image: np.ndarray, maps: Mapping[str, np.ndarray], p
     return out
 
 
-def remove_partial_files(out: str | Path) -> int:
-    """Delete the temporary files a killed run left in <out>/maps and <out>/overlays (the '.name.*' of
-    `files.atomic_path`); returns how many. Only for a run that has `out` to itself."""
-    stale = [p for sub in ("maps", "overlays") for p in Path(out, sub).rglob(".*") if p.is_file()]
-    for p in stale:
-        p.unlink(missing_ok=True)
-    return len(stale)
-
-
 def write_local(out: str | Path, outputs: Mapping[str, bytes]) -> None:
     """Write `image_outputs` under the local folder `out`, each file atomically, in order (.npz last)."""
     for name, data in outputs.items():
@@ -185,6 +463,38 @@ def image_stream(paths: Sequence[Path], size: Tuple[int, int], channels: int, sc
     return ds.batch(batch_size).prefetch(2)
 
 
+def prediction_row(path: str, rel: str, predicted, probability) -> Tuple[str, str, int, str]:
+    """One row of predictions.csv: (image file, its .npz, the predicted class, its probability to 6 decimals)."""
+    return path, npz_name(rel), int(predicted), f"{float(probability):.6f}"
+
+
+def read_prediction(path: str, rel: str, source) -> tuple:
+    """The predictions.csv row of an image explained before, read from its .npz.
+
+    Args:
+        path: the image file (`input_key` form); rel: its output name; source: the .npz's path or a
+            binary file object holding it.
+
+    Returns:
+        `prediction_row`, with class and probability empty when the .npz cannot be read.
+    """
+    try:
+        with np.load(source) as z:
+            return prediction_row(path, rel, z["predicted"], z["probability"])
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return path, npz_name(rel), "", ""
+
+
+def _earlier_rows(folder: OutputFolder) -> Dict[str, tuple]:
+    """{file: row} of the predictions.csv an earlier run of this job wrote (empty when there is none)."""
+    path = folder.path(PREDICTIONS)
+    if not folder.owns(PREDICTIONS) or not path.is_file():
+        return {}
+    with open(path, encoding="utf-8", newline="") as f:
+        rows = list(csv.reader(f))
+    return {r[0]: tuple(r) for r in rows[1:] if len(r) == len(PREDICTIONS_HEADER)}
+
+
 def explain_folder(
     model,
     inputs: Sequence[str | Path],
@@ -196,58 +506,89 @@ def explain_folder(
     batch_size: int = 16,
     overlays: bool = True,
     progress: bool = True,
+    layer: Optional[str] = None,
+    lcam: Optional[str | Path] = None,
+    restart: bool = False,
 ) -> BatchReport:
     """Explain every image under `inputs` with each explainer in `explainers` (name -> explainer).
 
     Args:
         model: the Keras classifier the explainers were built for.
         inputs: image files and/or folders (searched recursively).
-        out: output folder (maps/ and overlays/ go under it).
+        out: output folder (maps/, overlays/ and predictions.csv go under it; see the module docstring
+            for what a rerun does with what is already there).
         explainers: {method name: explainer}, e.g. from `cams.methods.registry.make_explainer`.
         size: (H, W) for models that accept any size.
         scale, offset: pixel (0..255) * scale + offset is what the model sees.
         batch_size: images per batch.
         overlays: also write the PNG overlays.
         progress: show a progress bar.
+        layer, lcam: the --layer and --lcam file the explainers were built with (recorded as settings).
+        restart: delete this job's own earlier outputs in `out` first (also after a change of settings).
 
     Returns:
         A `BatchReport`: images found, already done before this run, explained now, unreadable.
+
+    Raises:
+        ValueError: before any work, for an `out` that overlaps an input, a user file in the way or an
+            earlier run with other settings (without `restart`).
     """
-    h, w, c = image_size(model, size)
+    check_out(out, inputs, lcam=lcam)
+    shape = image_size(model, size)
+    found, folders = list_local(inputs)
+    names = output_names(found, folders)
+    methods = list(explainers)
+    settings = job_settings(model, inputs, methods, shape, scale, offset, overlays, layer, file_digest(lcam))
+    folder, existing = open_output(out, settings, derived_names(names.values(), methods, overlays), restart)
+    todo = [k for k in found if npz_name(names[k]) not in existing]
+    report = BatchReport(total=len(found), done_before=len(found) - len(todo), out=Path(out))
     explain_batch = BatchExplainer(model, explainers, batch_size)
-    roots = [Path(p) for p in inputs]
-    paths = list_images(roots)
-    out = Path(out)
-    folders = [r.resolve().as_posix() for r in roots if r.is_dir()]
-    rel = {p: relative_name(p.resolve().as_posix(), folders) for p in paths}
-    remove_partial_files(out)
-    todo = [p for p in paths if not (out / npz_name(rel[p])).exists()]
-    report = BatchReport(total=len(paths), done_before=len(paths) - len(todo), out=out)
-    bar = tqdm(total=len(todo), desc="explaining", unit="img", disable=not progress)
-    with ThreadPoolExecutor(max_workers=WRITER_THREADS) as writers:  # encode and write while the next batch runs
-        pending: List[Future] = []
-        for idx, x, why in image_stream(todo, (h, w), c, scale, offset, batch_size):
-            idx, x, why = idx.numpy(), x.numpy(), why.numpy()
-            ok = why == b""
-            for i, reason in zip(idx[~ok], why[~ok]):
-                report.skipped.append((str(todo[i]), reason.decode("utf-8")))
-            idx, x = idx[ok], x[ok]
-            if len(x):
-                probs, maps = explain_batch(x)
-                names = [rel[todo[i]] for i in idx]
-                pending.append(writers.submit(_write_batch, out, names, x, maps, probs, overlays))
-            while len(pending) > WRITER_THREADS:  # bounded memory: at most this many batches wait
-                report.explained += pending.pop(0).result()
-            bar.update(len(idx) + int((~ok).sum()))
-        for done in pending:
-            report.explained += done.result()
-    bar.close()
+    rows = _explain_stream(explain_batch, [found[k] for k in todo], todo, names, folder.folder, shape, scale, offset,
+                           overlays, progress, report)
+    earlier, todo = _earlier_rows(folder), set(todo)
+    for k in (k for k in found if k not in todo):
+        row = earlier.get(k)
+        rows.append(row if row and row[1] == npz_name(names[k]) else
+                    read_prediction(k, names[k], folder.path(npz_name(names[k]))))
+    files.write_csv(folder.path(PREDICTIONS), PREDICTIONS_HEADER, sorted(rows, key=lambda r: r[0]))
+    folder.record(PREDICTIONS)
     return report
 
 
-def _write_batch(out: Path, names: Sequence[str], images: np.ndarray, maps: Mapping[str, np.ndarray],
-                 probs: np.ndarray, overlays: bool) -> int:
-    """Encode and write each image's outputs (`image_outputs`, .npz last); the number written."""
-    for j, name in enumerate(names):
+def _explain_stream(explain_batch: BatchExplainer, paths: Sequence[Path], keys: Sequence[str], names: Mapping[str, str],
+                    out: Path, shape: Tuple[int, int, int], scale: float, offset: float, overlays: bool, progress: bool,
+                    report: BatchReport) -> List[tuple]:
+    """Explain and write `paths` (their `keys` and output `names`); counts go to `report`; the predictions.csv rows."""
+    h, w, c = shape
+    rows: List[tuple] = []
+    bar = tqdm(total=len(paths), desc="explaining", unit="img", disable=not progress)
+    with ThreadPoolExecutor(max_workers=WRITER_THREADS) as writers:  # encode and write while the next batch runs
+        pending: List[Future] = []
+        for idx, x, why in image_stream(paths, (h, w), c, scale, offset, explain_batch.batch_size):
+            idx, x, why = idx.numpy(), x.numpy(), why.numpy()
+            ok = why == b""
+            for i, reason in zip(idx[~ok], why[~ok]):
+                report.skipped.append((str(paths[i]), reason.decode("utf-8")))
+            idx, x = idx[ok], x[ok]
+            if len(x):
+                probs, maps = explain_batch(x)
+                batch = [(keys[i], names[keys[i]]) for i in idx]
+                pending.append(writers.submit(_write_batch, out, batch, x, maps, probs, overlays))
+            while len(pending) > WRITER_THREADS:  # bounded memory: at most this many batches wait
+                rows += pending.pop(0).result()
+            bar.update(len(idx) + int((~ok).sum()))
+        for done in pending:
+            rows += done.result()
+    bar.close()
+    report.explained += len(rows)
+    return rows
+
+
+def _write_batch(out: Path, batch: Sequence[Tuple[str, str]], images: np.ndarray, maps: Mapping[str, np.ndarray],
+                 probs: np.ndarray, overlays: bool) -> List[tuple]:
+    """Encode and write each image's outputs (`image_outputs`, .npz last); their predictions.csv rows."""
+    rows = []
+    for j, (key, name) in enumerate(batch):
         write_local(out, image_outputs(name, images[j], {m: v[j] for m, v in maps.items()}, probs[j], overlays))
-    return len(names)
+        rows.append(prediction_row(key, name, probs[j].argmax(), probs[j].max()))
+    return rows
