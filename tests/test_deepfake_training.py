@@ -85,7 +85,9 @@ def test_resumable_continues_after_an_interruption_with_history_and_best_thresho
     assert value == max(state.history["val_accuracy"]) and state.history["val_accuracy"][epoch - 1] == value
 
 
-def test_resumable_discards_a_backup_with_other_settings(tmp_path):
+def test_resumable_refuses_a_backup_with_other_settings_until_restart(tmp_path):
+    """The rule since 'nothing the user has is lost': a backup made with other settings stops the run with
+    one line (it was discarded silently before); restart=True removes only the job's own files."""
     import tensorflow as tf
 
     x, y = _toy_data()
@@ -94,11 +96,16 @@ def test_resumable_discards_a_backup_with_other_settings(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         _toy_model().fit(data, epochs=3, callbacks=[*callbacks, _Count(stop_after=1)], verbose=0)
     assert (tmp_path / "s" / "run_state.json").is_file()
+    (tmp_path / "s" / "notes.txt").write_text("mine")  # a user file put into the backup folder later
+    with pytest.raises(ValueError, match=r"s holds an interrupted run with other settings \(lr: 1 -> 2\).*--restart"):
+        ct.resumable(tmp_path / "s", 3, fingerprint={"lr": 2}, log=None)
     logs, counter = [], _Count()
-    callbacks, state = ct.resumable(tmp_path / "s", 3, fingerprint={"lr": 2}, log=logs.append)
+    callbacks, state = ct.resumable(tmp_path / "s", 3, fingerprint={"lr": 2}, log=logs.append, restart=True)
     _toy_model().fit(data, epochs=3, callbacks=[*callbacks, counter], verbose=0)
     assert counter.epochs == [0, 1, 2] and len(state.history["loss"]) == 3
-    assert any("other settings" in m for m in logs)
+    assert any("discarded" in m for m in logs)
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["notes.txt"]  # only the job's files went
+    assert (tmp_path / "s" / "notes.txt").read_text() == "mine"
 
 
 def test_upsert_json_record(tmp_path):

@@ -142,8 +142,9 @@ def test_errors_are_one_readable_line(saved, capsys, extra, message):
 
 
 def test_missing_model_and_images_are_one_line(saved, capsys):
-    assert main(["feature-cam", "--model", "missing.keras", "--images", ".", "--out", "o"]) == 2
+    # --out outside --images (an --out inside them is refused first: tests/test_ownership_lcam_feature_cam.py)
+    assert main(["feature-cam", "--model", "missing.keras", "--images", ".", "--out", str(saved / "o")]) == 2
     assert capsys.readouterr().err.strip() == (
         "cams feature-cam: error: missing.keras: no such model file (expected a .keras file saved with model.save)")
-    assert main(["feature-cam", "--model", str(saved / "m.keras"), "--images", "nowhere", "--out", "o"]) == 2
+    assert main(["feature-cam", "--model", str(saved / "m.keras"), "--images", "nowhere", "--out", str(saved / "o")]) == 2
     assert capsys.readouterr().err.strip().endswith("nowhere: no such file or folder")

@@ -8,7 +8,6 @@ imported at module level (the `cams --help` rule).
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from cams.cli.errors import percentile, positive_int, unit_float
 
@@ -28,16 +27,60 @@ def _progress(args, text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
 
-def cmd_feature_cam(args) -> int:
+#: the tables and scores feature-cam writes into --out (the figures: feature_cam_tables.FIGURES)
+TABLES = {"table 2": "right_classification.md", "table 3": "confidence.md", "scores": "scores.json"}
+
+
+def _output_folder(args, bases):
+    """The OutputFolder of --out, after refusing an --out that overlaps the inputs or holds a user
+    file where a result goes (without --overwrite); before the model is loaded."""
+    from cams.core.outputs import OutputFolder, check_apart
+    from cams.studies.feature_cam_tables import FIGURES
+
+    check_apart(args.out, {"--images": args.images, "--model": [args.model]})
+    settings = {"model": str(args.model), "images": list(args.images), "base": bases, "edges": args.edges,
+                "layer": args.layer, "k": args.k, "percentile": args.percentile, "seed": args.seed,
+                "all_combinations": args.all_combinations}
+    folder = OutputFolder(args.out, job="feature-cam", command="cams feature-cam", settings=settings,
+                          overwrite=args.overwrite, overwrite_option="--overwrite")
+    folder.claim([*TABLES.values(), *FIGURES.values()])
+    return folder
+
+
+def _write(folder, args, ev, x, kept, bases, model) -> dict:
+    """Write the tables, scores.json and the figures, each recorded in the folder's manifest."""
     from cams.core import files
+    from cams.studies import feature_cam_tables as fce
+    from cams.cli.common import class_names
+
+    t2, t3 = fce.right_classification_table(ev), fce.confidence_table(ev)
+    written = {"table 2": files.write_text(folder.path(TABLES["table 2"]), t2)}
+    folder.record(TABLES["table 2"])
+    written["table 3"] = files.write_text(folder.path(TABLES["table 3"]), t3)
+    folder.record(TABLES["table 3"])
+    written["scores"] = files.write_json(folder.path(TABLES["scores"]), {
+        **ev.to_dict(), "model": str(args.model), "files": [str(p) for p in kept]})
+    folder.record(TABLES["scores"])
+    figure_base = "gradcam++" if "gradcam++" in bases else bases[0]
+    figs = fce.save_figures(ev, x, folder.folder, rows=args.rows, figure_base=figure_base,
+                            class_names=class_names(model, args))
+    folder.record(*fce.FIGURES.values())
+    written["Fig. 3 stages"], written["Fig. 1/5 grid"] = figs["stages"], figs["grid"]
+    print(t2)
+    print(t3)
+    return written
+
+
+def cmd_feature_cam(args) -> int:
     from cams.core.model_graph import resolve_layer
     from cams.methods import feature_cam as fcm
     from cams.studies import feature_cam_tables as fce
-    from cams.cli.common import class_names, images_for, load_model
+    from cams.cli.common import images_for, load_model
     from cams.methods.feature_cam.edges import edge_maps
 
     bases = _comma_list(args.base, fcm.base_names(), "base")
     combinations = fcm.ALL_COMBINATIONS if args.all_combinations else fcm.TOP_FIVE
+    folder = _output_folder(args, bases)
     model = load_model(args.model, unsafe=args.unsafe)
     x, kept = images_for(model, args)
     if args.layer is not None:
@@ -48,18 +91,7 @@ def cmd_feature_cam(args) -> int:
     ev = fce.evaluate(model, x, bases=bases, edges=args.edges, edge_maps=f, layer=args.layer,
                       combinations=combinations, percentile=args.percentile, k=args.k,
                       batch_size=args.batch_size, seed=args.seed, fill=args.offset)
-    out = Path(args.out)
-    t2, t3 = fce.right_classification_table(ev), fce.confidence_table(ev)
-    written = {
-        "table 2": files.write_text(out / "right_classification.md", t2),
-        "table 3": files.write_text(out / "confidence.md", t3),
-        "scores": files.write_json(out / "scores.json", {**ev.to_dict(), "model": str(args.model), "files": [str(p) for p in kept]}),
-    }
-    figure_base = "gradcam++" if "gradcam++" in bases else bases[0]
-    figs = fce.save_figures(ev, x, out, rows=args.rows, figure_base=figure_base, class_names=class_names(model, args))
-    written["Fig. 3 stages"], written["Fig. 1/5 grid"] = figs["stages"], figs["grid"]
-    print(t2)
-    print(t3)
+    written = _write(folder, args, ev, x, kept, bases, model)
     for name, path in written.items():
         print(f"{name + ':':16s}{path}")
     return 0
@@ -77,7 +109,13 @@ def add_commands(subparsers) -> None:
 
     add_image_options(p)
     add_labels_option(p)
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--out", required=True,
+                   help="output folder (new, or one written by feature-cam: its earlier results are replaced; "
+                        "a file of yours where a result goes is refused, see --overwrite)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace files in --out named like the results (right_classification.md, confidence.md, "
+                        "scores.json, stages.png, top5_grid.png) that feature-cam did not write (default: stop "
+                        "and name them)")
     p.add_argument("--base", default="gradcam,gradcam++,smoothgradcam++",
                    help="comma list of base CAMs, any gradient CAM that reads a layer (see `cams methods`); "
                         "default: the paper's gradcam,gradcam++,smoothgradcam++")

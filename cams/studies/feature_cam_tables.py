@@ -246,6 +246,10 @@ def save_heatmap_grid(
     return save_figure(fig, path)
 
 
+#: the files `save_figures` writes into its folder
+FIGURES = {"stages": "stages.png", "grid": "top5_grid.png"}
+
+
 def save_figures(ev: FeatureCAMEvaluation, images, out: str | os.PathLike, rows: int = 4, figure_base: Optional[str] = None,
                  class_names: Optional[Sequence[str]] = None) -> Dict[str, Path]:
     """Write stages.png (Fig. 3: base CAM and add·blend21, `rows` images) and
@@ -272,6 +276,6 @@ def save_figures(ev: FeatureCAMEvaluation, images, out: str | os.PathLike, rows:
         grid_maps[f"FC {combination_name(v, e)}"] = res[(v, e)][pick]
     labels = [f"#{int(i)}: {describe(ev.predicted[i], class_names)}" for i in pick] if ev.predicted is not None else None
     return {
-        "stages": save_stages(x, stage_maps, out / "stages.png", ev.percentile, fill=ev.fill),
-        "grid": save_heatmap_grid(x, grid_maps, out / "top5_grid.png", row_labels=labels),
+        "stages": save_stages(x, stage_maps, out / FIGURES["stages"], ev.percentile, fill=ev.fill),
+        "grid": save_heatmap_grid(x, grid_maps, out / FIGURES["grid"], row_labels=labels),
     }

@@ -77,8 +77,51 @@ def list_files(roots: Sequence[str | os.PathLike],
             paths.append(f.encode())
             labels.append(-1 if lookup is None else _label(f, lookup))
     if not paths:
-        raise ValueError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) found in {', '.join(map(str, roots))}")
+        others = sum(len(fs) for r in map(Path, roots) if r.is_dir() for _, _, fs in os.walk(r))
+        raise ValueError(f"no image files in {', '.join(map(str, roots))}: found {others} file(s), none named "
+                         f"{', '.join(IMAGE_SUFFIXES)}")
     return np.array(paths), np.array(labels, np.int32)
+
+
+#: what tf.io.decode_image reads, by the first bytes of the file
+_MAGIC = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"),
+          (b"BM", "BMP"))
+READABLE = ("JPEG", "PNG", "GIF", "BMP") + (("WebP",) if hasattr(tf.io, "decode_webp") else ())
+
+
+def _format(path: bytes) -> Optional[str]:
+    """The format `decode` reads the file as ("JPEG", ...), or None (unreadable, or not one it decodes)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return None
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP" if "WebP" in READABLE else None
+    return next((name for magic, name in _MAGIC if head.startswith(magic)), None)
+
+
+def usable_files(paths: np.ndarray, labels: np.ndarray) -> Tuple[np.ndarray, np.ndarray, List[bytes]]:
+    """(paths, labels, dropped): the files whose first bytes are a format `decode` reads (JPEG, PNG,
+    GIF, BMP, WebP), and the others (unreadable, empty, TIFF, ...), which a training would skip.
+
+    Args:
+        paths, labels: from `list_files`.
+
+    Returns:
+        the kept paths and labels, and the dropped paths.
+
+    Raises:
+        ValueError: no file is usable (naming how many were found and what can be read).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(16) as pool:  # one small read per file: I/O bound
+        keep = np.array([f is not None for f in pool.map(_format, paths.tolist())], bool)
+    if not keep.any():
+        raise ValueError(f"none of the {len(paths)} image file(s) found can be read (e.g. {paths[0].decode()}): "
+                         f"training reads {', '.join(READABLE)} files")
+    return paths[keep], labels[keep], paths[~keep].tolist()
 
 
 def _label(path: str, lookup: dict) -> int:
