@@ -141,14 +141,43 @@ def load_atlas(path: str | os.PathLike = ATLAS_PATH) -> GlyphAtlas:
         return GlyphAtlas(z["glyphs"], tuple(str(s) for s in z["fonts"]), tuple(str(s) for s in z["families"]))
 
 
+def check_atlas_out(out: str | os.PathLike, fonts: Sequence[str], overwrite: bool = False) -> None:
+    """Refuse, before rendering, an --out that is a folder, one of the fonts, or an existing file other
+    than the package's own atlas (unless `overwrite`).
+
+    Args:
+        out: the .npz to write.
+        fonts: the font files read.
+        overwrite: replace an existing file.
+
+    Raises:
+        ValueError: one line naming the path and the fix.
+    """
+    from cams.core.outputs import check_apart
+
+    check_apart(out, {"FONT": fonts}, "--out")
+    path = Path(out)
+    if path.is_dir():
+        raise ValueError(f"--out {out} is a folder; give the .npz file to write")
+    if path.exists() and path.resolve() != ATLAS_PATH.resolve() and not overwrite:
+        raise ValueError(f"--out {out} exists and is not the package's atlas; choose another --out (or --overwrite "
+                         f"to replace it)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line of scripts/build_bengali_glyph_atlas.py."""
     ap = argparse.ArgumentParser(description="Rebuild bengali_xai/assets/glyphs.npz from installed Bengali fonts.")
     ap.add_argument("fonts", nargs="*", help="font files (default: the Debian Bengali font folders)")
     ap.add_argument("--out", default=str(ATLAS_PATH), help="output .npz (default: %(default)s)")
     ap.add_argument("--size", type=int, default=64, help="glyph canvas in pixels (default: %(default)s)")
+    ap.add_argument("--overwrite", action="store_true",
+                    help="replace an existing --out file (the package's own atlas is always replaced)")
     args = ap.parse_args(argv)
     paths = list(args.fonts) or [p for g in DEFAULT_FONT_GLOBS for p in glob.glob(g)]
+    try:
+        check_atlas_out(args.out, paths, args.overwrite)
+    except ValueError as err:
+        ap.error(str(err))
     atlas = build_atlas(paths, size=args.size, box=round(args.size * 0.75))
     out = save_atlas(atlas, args.out)
     for f, fam in zip(atlas.fonts, atlas.families):

@@ -9,9 +9,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from cams.core.files import save_figure, write_text
+from cams.core.files import save_figure, write_csv, write_text
 
 from .digits import NUM_CLASSES, DigitData, stratified_indices
+from .outputs import BASELINE_FILES, output_folder
 from .pipeline import split_data
 
 
@@ -48,6 +49,7 @@ def run_baselines(
     seed: int = 0,
     only: list[str] | None = None,
     slow_max_train: int | None = None,
+    outputs=None,
 ) -> list[dict[str, Any]]:
     """Fit each classifier on 80% (held-out fonts form the 20% test set for synthetic data).
 
@@ -65,17 +67,21 @@ def run_baselines(
         only: classifier names to fit (default: all ten).
         slow_max_train: cap on the training images of the slow classifiers (SVC, NuSVC,
             GradientBoosting), taken as a stratified subset.
+        outputs: the checked OutputFolder (cams.core.outputs) of `out`; default: checked here
+            (no file of another origin where the five outputs go).
 
     Returns:
         One table row per classifier: classifier, accuracy, log_loss, seconds, n_train, note.
     """
     out = Path(out)
+    models = classifiers(seed)
+    names = _checked_names(models, only)
+    outputs = outputs or output_folder(out, "baselines", baseline_settings(data.name, seed, names, slow_max_train),
+                                       BASELINE_FILES)
     split = split_data(data, val=0.0, test=0.2, seed=seed)
     xtr = data.x[split.train].reshape(len(split.train), -1)
     xte = data.x[split.test].reshape(len(split.test), -1)
     ytr, yte = data.y[split.train], data.y[split.test]
-    models = classifiers(seed)
-    names = _checked_names(models, only)
     rows, preds = [], {}
     print(f"baselines on {data.name}: {len(ytr)} train / {len(yte)} test images", flush=True)
     for i, name in enumerate(names, start=1):
@@ -83,9 +89,15 @@ def run_baselines(
         rows.append(row)
         print(f"[{i}/{len(names)}] {name:30s} accuracy {row['accuracy']:.4f}  log loss "
               f"{row['log_loss']:.4f}  ({row['seconds']:.1f} s)", flush=True)
+    outputs.record(*BASELINE_FILES)
     for f in _write_results(rows, preds, yte, out, data.name, n_train=len(ytr)).values():
         print(f"wrote {f}")
     return rows
+
+
+def baseline_settings(data: str, seed: int, names: list[str] | None, slow_max_train: int | None) -> dict[str, Any]:
+    """What the baselines' outputs depend on, kept in the run manifest."""
+    return {"data": data, "seed": seed, "classifiers": names, "slow_max_train": slow_max_train}
 
 
 def _checked_names(models: dict[str, Callable[[], Any]], only: list[str] | None) -> list[str]:
@@ -170,16 +182,16 @@ def _full_proba(clf, proba: np.ndarray) -> np.ndarray:
 
 
 def write_tables(rows: list[dict[str, Any]], out: Path, dataset: str, n_train: int, n_test: int) -> dict[str, Path]:
-    """baselines.csv (classifier,accuracy,log_loss) and baselines.md (with percentages and fit time)."""
-    csv_text = "classifier,accuracy,log_loss\n" + "".join(
-        f"{r['classifier']},{r['accuracy']:.6f},{r['log_loss']:.6f}\n" for r in rows
-    )
+    """baselines.csv (classifier,accuracy,log_loss; UTF-8 through the csv module) and baselines.md
+    (with percentages and fit time)."""
+    table = [(r["classifier"], f"{r['accuracy']:.6f}", f"{r['log_loss']:.6f}") for r in rows]
     md = [f"Baselines on `{dataset}` ({n_train} train / {n_test} test images)", "",
           "| Classifier | Accuracy (%) | Log loss | Train images | Fit + predict (s) | Note |",
           "|---|---:|---:|---:|---:|---|"]
     md += [f"| {r['classifier']} | {100 * r['accuracy']:.2f} | {r['log_loss']:.4f} | {r.get('n_train', n_train)} | "
            f"{r['seconds']:.1f} | {r.get('note', '')} |" for r in rows]
-    return {"csv": write_text(out / "baselines.csv", csv_text), "markdown": write_text(out / "baselines.md", "\n".join(md) + "\n")}
+    return {"csv": write_csv(out / "baselines.csv", ("classifier", "accuracy", "log_loss"), table),
+            "markdown": write_text(out / "baselines.md", "\n".join(md) + "\n")}
 
 
 def save_bar_charts(rows: list[dict[str, Any]], out: Path, dataset: str) -> dict[str, Path]:

@@ -16,6 +16,8 @@ DEMO_SAMPLES = 20000
 DEMO_EPOCHS = 10
 #: the methods `explain` draws by default and the demo always draws
 DEFAULT_METHODS = ("gradcam", "gradcam++", "smoothgradcam++", "scorecam")
+OUT_HELP = ("output folder (created if missing); files other than this command's own outputs are never replaced: "
+            "one in the way stops the command before any work")
 
 
 def _add_data(p: argparse.ArgumentParser) -> None:
@@ -32,6 +34,14 @@ def _add_data(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, default=0, help="seed for data generation, splits and training (default 0)")
 
 
+def _add_restart(p: argparse.ArgumentParser) -> None:
+    """--restart: discard an interrupted run's backup instead of resuming it."""
+    p.add_argument("--restart", action="store_true",
+                   help="start training over: discard the interrupted run saved in OUT/.resume (only the files "
+                        "training wrote there). Without it a rerun resumes that run, and stops with one line if "
+                        "it was started with other settings")
+
+
 def _add_train(sub: argparse._SubParsersAction) -> None:
     """`train`: the data options, epochs, batch size and device options of a CNN training run."""
     p = sub.add_parser("train", help="train the paper's CNN (60/20/20 split)",
@@ -41,7 +51,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=positive_int, default=25, help="training epochs (default 25, as the paper)")
     p.add_argument("--batch-size", type=positive_int, default=250, help="batch size (default 250, as the paper)")
     add_device_options(p)
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
+    _add_restart(p)
+    p.add_argument("--out", required=True, metavar="DIR", help=OUT_HELP)
 
 
 def _add_baselines(sub: argparse._SubParsersAction) -> None:
@@ -56,7 +67,7 @@ def _add_baselines(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--slow-max-train", type=positive_int, metavar="N",
                    help="train SVC, NuSVC and GradientBoosting on at most N images (they scale worst; "
                         "default: all training images)")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
+    p.add_argument("--out", required=True, metavar="DIR", help=OUT_HELP)
 
 
 def _add_explain(sub: argparse._SubParsersAction) -> None:
@@ -87,7 +98,7 @@ def _add_explain(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--layer", help="layer to explain (default: conv2, the CNN's last convolution)")
     p.add_argument("--energy-samples", type=nonnegative_int, default=200,
                    help="test digits used for the stroke-energy share (default 200; 0 skips it)")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
+    p.add_argument("--out", required=True, metavar="DIR", help=OUT_HELP)
 
 
 def _add_export(sub: argparse._SubParsersAction) -> None:
@@ -95,7 +106,8 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export a .keras model as a TensorFlow SavedModel",
                        description="Export a trained .keras model as a TensorFlow SavedModel folder.")
     p.add_argument("--model", required=True, metavar="FILE", help="a .keras model")
-    p.add_argument("--out", required=True, metavar="DIR", help="SavedModel folder to write (replaced if it is one)")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="SavedModel folder to write: new, empty, or one this command exported before (replaced)")
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
@@ -108,7 +120,8 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-samples", type=positive_int, default=DEMO_SAMPLES, metavar="N",
                    help=f"synthetic digits to generate (default {DEMO_SAMPLES})")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
+    _add_restart(p)
+    p.add_argument("--out", required=True, metavar="DIR", help=OUT_HELP)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -179,24 +192,42 @@ def _print_files(files: dict) -> None:
         print(f"  {key:24s} {path}")
 
 
-def cmd_train(args: argparse.Namespace) -> None:
-    data = _load(args)
-    _import_tensorflow_quietly()
-    from .train import train_cnn
+def _data_settings(args: argparse.Namespace) -> dict:
+    """The data options, as the run manifests keep them."""
+    return {"data": args.data, "data_dir": args.data_dir, "max_samples": args.max_samples, "seed": args.seed}
 
+
+def _data_inputs(args: argparse.Namespace) -> dict:
+    """{option: paths} the --out folder must stay apart from."""
+    return {"--data-dir": [args.data_dir]}
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    _import_tensorflow_quietly()
+    from .train import train_cnn, train_outputs
+
+    settings = dict(_data_settings(args), epochs=args.epochs, batch_size=args.batch_size,
+                    mixed_precision=args.mixed_precision, strategy=args.strategy)
+    outputs = train_outputs(args.out, settings, _data_inputs(args))  # before any work
+    data = _load(args)
     r = train_cnn(data, args.out, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-                  mixed_precision=args.mixed_precision, strategy=args.strategy)
+                  mixed_precision=args.mixed_precision, strategy=args.strategy, restart=args.restart,
+                  outputs=outputs)
     print("wrote:")
     _print_files(r["files"])
 
 
 def cmd_baselines(args: argparse.Namespace) -> None:
+    from .outputs import BASELINE_FILES, output_folder
+
+    only = [c.strip() for c in args.classifiers.split(",") if c.strip()] if args.classifiers else None
+    settings = dict(_data_settings(args), classifiers=only, slow_max_train=args.slow_max_train)
+    outputs = output_folder(args.out, "baselines", settings, BASELINE_FILES, _data_inputs(args))
     data = _load(args)
     _import_tensorflow_quietly()
     from .baselines import run_baselines
 
-    only = [c.strip() for c in args.classifiers.split(",") if c.strip()] if args.classifiers else None
-    run_baselines(data, args.out, seed=args.seed, only=only, slow_max_train=args.slow_max_train)
+    run_baselines(data, args.out, seed=args.seed, only=only, slow_max_train=args.slow_max_train, outputs=outputs)
 
 
 def cmd_explain(args: argparse.Namespace) -> None:
@@ -206,28 +237,41 @@ def cmd_explain(args: argparse.Namespace) -> None:
     if args.arch:
         cmd_explain_imagenet(args)
         return
+    from .outputs import explain_files, output_folder
+
     methods = _parse_methods(args.methods)  # fail before loading anything
     _check_model_file(args.model)
+    settings = dict(_data_settings(args), model=args.model, methods=methods, layer=args.layer, n=args.n,
+                    energy_samples=args.energy_samples)
+    outputs = output_folder(args.out, "explain", settings, explain_files(methods),
+                            dict(_data_inputs(args), **{"--model": [args.model]}))
     data = _load(args)
     _import_tensorflow_quietly()
     from .explain import explain, load_model
 
     model = load_model(args.model)
     r = explain(model, data, methods, args.out, n=args.n, layer=args.layer, seed=args.seed,
-                energy_samples=args.energy_samples)
+                energy_samples=args.energy_samples, outputs=outputs)
     print("wrote:")
     _print_files(r["files"])
 
 
 def cmd_explain_imagenet(args: argparse.Namespace) -> None:
     """`explain --arch`: Grad-CAM of an ImageNet classifier for its top-1 class on test digits."""
+    from .outputs import IMAGENET_FILES, output_folder
+
+    weights = [] if args.weights in ("imagenet", "none", "None", "") else [args.weights]
+    settings = dict(_data_settings(args), arch=args.arch, weights=args.weights, input_size=args.input_size,
+                    layer=args.layer, n=args.n, labels=args.labels)
+    outputs = output_folder(args.out, "explain", settings, IMAGENET_FILES,
+                            dict(_data_inputs(args), **{"--weights": weights, "--labels": [args.labels]}))
     _import_tensorflow_quietly()
     from .explain import explain_imagenet, imagenet_classifier
 
     model, preprocess = imagenet_classifier(args.arch, args.weights, args.input_size)
     data = _load(args)
     r = explain_imagenet(model, preprocess, data, args.out, n=args.n, layer=args.layer, seed=args.seed,
-                         labels=args.labels)
+                         labels=args.labels, outputs=outputs)
     for name, k in zip(r["true"], r["top1_name"]):
         print(f"digit {name}: top-1 {k}")
     print("wrote:")
@@ -245,14 +289,19 @@ def cmd_export(args: argparse.Namespace) -> None:
 def cmd_demo(args: argparse.Namespace) -> None:
     _import_tensorflow_quietly()
     from .explain import explain
+    from .outputs import TRAIN_FILES, check_backup_dir, explain_files, output_folder
     from .synthetic import make_synthetic
     from .train import train_cnn
 
+    settings = {"max_samples": args.max_samples, "epochs": args.epochs, "seed": args.seed}
+    outputs = output_folder(args.out, "demo", settings, [*TRAIN_FILES, *explain_files(DEFAULT_METHODS)])
+    check_backup_dir(outputs)
     t0 = time.time()
     print(f"generating {args.max_samples} synthetic digits ...", flush=True)
     data = make_synthetic(args.max_samples, seed=args.seed, progress=True)
-    r = train_cnn(data, args.out, epochs=args.epochs, batch_size=250, seed=args.seed)
-    e = explain(r["model"], data, list(DEFAULT_METHODS), args.out, n=8, seed=args.seed)
+    r = train_cnn(data, args.out, epochs=args.epochs, batch_size=250, seed=args.seed, restart=args.restart,
+                  outputs=outputs)
+    e = explain(r["model"], data, list(DEFAULT_METHODS), args.out, n=8, seed=args.seed, outputs=outputs)
     g = e["energy"]["gradcam"]
     print(f"\nheld-out-font test accuracy {r['test_accuracy']:.4f} (test loss {r['test_loss']:.4f}); "
           f"Grad-CAM energy on strokes {g['energy_on_strokes']:.3f} (strokes cover {g['mask_area']:.3f}); "

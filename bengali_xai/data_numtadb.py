@@ -14,11 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .digits import IMAGE_SHAPE, NUM_CLASSES, DigitData, stratified_indices
+from .digits import IMAGE_SHAPE, NUM_CLASSES, DigitData, check_utf8, stratified_indices
 from .errors import BengaliXAIError
 
 SUBSETS = tuple(f"training-{c}" for c in "abcde")
 MAX_WARNINGS = 10
+#: what the reader decodes (cams.core.images.load_image, OpenCV), for the message when nothing could be read
+READABLE = "NumtaDB images must be files OpenCV decodes (PNG, JPEG, BMP, TIFF, WebP, PNM) at the CSV's filename"
 
 
 def find_subsets(root: str | os.PathLike) -> list[tuple[Path, Path]]:
@@ -48,6 +50,7 @@ def find_subsets(root: str | os.PathLike) -> list[tuple[Path, Path]]:
 def read_labels(csv_path: str | os.PathLike, folder: str | os.PathLike) -> list[tuple[Path, int]]:
     """(image path, digit) pairs from one NumtaDB CSV; errors name the file, row and column."""
     csv_path, folder = Path(csv_path), Path(folder)
+    check_utf8(csv_path)
     with open(csv_path, newline="", encoding="utf-8-sig") as fh:
         reader = csv.reader(fh)
         header = next(reader, None)
@@ -81,14 +84,48 @@ def read_labels(csv_path: str | os.PathLike, folder: str | os.PathLike) -> list[
     return items
 
 
+def _read_all(items: list[tuple[Path, int]], invert: bool, progress: bool):
+    """Read the listed images -> (images, digits, [(path, why) of each image left out]); prints the first few."""
+    it = items
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(items, desc="NumtaDB images", unit="img", mininterval=1.0)
+    x, y, skipped = [], [], []
+    for path, digit in it:
+        try:
+            image = _decode(path, invert)
+        except ValueError as err:
+            why = "missing" if not path.is_file() else str(err).replace(f"{path}: ", "")
+            if len(skipped) < MAX_WARNINGS:
+                print(f"warning: cannot read image {path}; skipped ({why})", flush=True)
+            skipped.append((str(path), why))
+            continue
+        x.append(image)
+        y.append(digit)
+    return x, y, skipped
+
+
+def _reasons(skipped: list[tuple[str, str]]) -> str:
+    """'3 missing, 1 not a readable image': the images left out, counted by reason."""
+    from collections import Counter
+
+    return ", ".join(f"{n} {why}" for why, n in Counter(why for _, why in skipped).most_common())
+
+
 def read_image(path: Path, invert: bool = False) -> np.ndarray | None:
     """One image -> float32 (28, 28) grey in [0, 1] (cams.core.images.load_image), or None when unreadable."""
-    from cams.core.images import load_image
-
     try:
-        grey = load_image(path, IMAGE_SHAPE[:2], channels=1)[..., 0]
+        return _decode(path, invert)
     except ValueError:
         return None
+
+
+def _decode(path: Path, invert: bool) -> np.ndarray:
+    """One image -> float32 (28, 28) grey in [0, 1]; ValueError '<path>: <why>' when it cannot be read."""
+    from cams.core.images import load_image
+
+    grey = load_image(path, IMAGE_SHAPE[:2], channels=1)[..., 0]
     return 1.0 - grey if invert else grey
 
 
@@ -109,25 +146,14 @@ def load_numtadb(
             raise BengaliXAIError(f"--max-samples must be at least {NUM_CLASSES}, got {max_samples}")
         keep = stratified_indices(labels, max_samples, seed)
         items, labels = [items[i] for i in keep], labels[keep]
-    it = items
-    if progress:
-        from tqdm import tqdm
-
-        it = tqdm(items, desc="NumtaDB images", unit="img", mininterval=1.0)
-    x, y, skipped = [], [], []
-    for (path, digit) in it:
-        img = read_image(path, invert=invert)
-        if img is None:
-            if len(skipped) < MAX_WARNINGS:
-                print(f"warning: cannot read image {path}; skipped", flush=True)
-            skipped.append(str(path))
-            continue
-        x.append(img)
-        y.append(digit)
+    x, y, skipped = _read_all(items, invert, progress)
     if skipped:
-        print(f"skipped {len(skipped)} unreadable image(s) of {len(items)}", flush=True)
+        print(f"skipped {len(skipped)} unreadable image(s) of {len(items)} ({_reasons(skipped)})", flush=True)
     if not x:
-        raise BengaliXAIError(f"{root}: none of the {len(items)} listed images could be read")
+        first, why = skipped[0]
+        raise BengaliXAIError(f"{root}: none of the {len(items)} listed images could be read ({_reasons(skipped)}; "
+                              f"first: {first}: {why}); {READABLE}")
     data = np.stack(x)[..., None].astype(np.float32)
     return DigitData(data, np.array(y, np.int64), "numtadb",
-                     info={"listed": len(items), "skipped": len(skipped), "skipped_paths": skipped[:100]})
+                     info={"listed": len(items), "skipped": len(skipped),
+                           "skipped_paths": [p for p, _ in skipped[:100]]})

@@ -12,6 +12,7 @@ from cams.core.files import write_json
 from .digits import DigitData
 from .errors import MODEL_HINT, BengaliXAIError
 from .model import LAST_CONV
+from .outputs import IMAGENET_FILES, explain_files, output_folder, triplet_name
 from .pipeline import split_data
 
 STROKE_THRESHOLD = 0.3
@@ -91,16 +92,35 @@ def explain(
     layer: str | None = None,
     seed: int = 0,
     energy_samples: int = 200,
+    outputs=None,
 ) -> dict[str, Any]:
     """Maps of each method on n test digits: per-method triplet figures (input | heatmap | overlay),
     one grid comparing the methods, and explain.json with the stroke-energy share of each method
-    on `energy_samples` test digits. Returns the summary with the written paths."""
+    on `energy_samples` test digits.
+
+    Args:
+        model: the digit CNN.
+        data: the digits (test digits are drawn from its split).
+        methods: method names (a list, or a comma-separated string).
+        out: the output folder.
+        n: digits in the figures.
+        layer: the layer explained (default: conv2).
+        seed: which digits, and the methods' own randomness.
+        energy_samples: test digits for the stroke-energy share (0 skips it).
+        outputs: the checked OutputFolder (cams.core.outputs) of `out`; default: checked here.
+
+    Returns:
+        The summary with the written paths under "files".
+    """
     import cams
 
     out = Path(out)
     from cams.methods import registry
 
     methods = list(dict.fromkeys(registry.parse_methods(methods) if isinstance(methods, str) else methods))
+    outputs = outputs or output_folder(out, "explain", {"methods": methods, "layer": layer, "n": n, "seed": seed},
+                                       explain_files(methods))
+    outputs.record(*explain_files(methods))
     layer = layer or default_layer(model)
     idx = pick_examples(data, n, seed)
     x, y = data.x[idx], data.y[idx]
@@ -108,23 +128,7 @@ def explain(
     pred = probs.argmax(axis=1)
     titles = [f"true {t} / pred {p} ({probs[i, p]:.2f})" for i, (t, p) in enumerate(zip(y, pred))]
     eidx = pick_examples(data, energy_samples, seed + 1) if energy_samples > 0 else np.array([], np.int64)
-    files: dict[str, str] = {}
-    grid: dict[str, np.ndarray] = {}
-    energy: dict[str, Any] = {}
-    for name in methods:
-        label = registry.title(name)
-        try:
-            ex = make_explainer(name, model, layer=layer, seed=seed)
-        except ValueError as err:
-            raise BengaliXAIError(f"{label}: {err}") from None
-        maps = ex(x)
-        grid[label] = maps
-        fname = name.replace("+", "p") + "_triplets.png"
-        files[f"{name}_triplets"] = str(cams.viz.save_triplets(x, maps, out / fname, titles=titles))
-        if len(eidx):
-            energy[name] = stroke_energy(ex(data.x[eidx]), data.x[eidx])
-            print(f"{label:18s} energy on strokes (+{STROKE_DILATION} px) {energy[name]['energy_on_strokes']:.3f} "
-                  f"(mask covers {energy[name]['mask_area']:.3f} of the image; {len(eidx)} test digits)", flush=True)
+    files, grid, energy = _explain_each(model, data, methods, out, x, titles, eidx, layer, seed)
     files["methods_grid"] = str(cams.viz.save_grid(x, grid, out / "methods_grid.png", row_labels=titles))
     summary = {
         "layer": layer if layer is not None else "last 4-D layer",
@@ -137,6 +141,31 @@ def explain(
     }
     files["summary"] = str(write_json(out / "explain.json", summary))
     return dict(summary, files=files)
+
+
+def _explain_each(model, data: DigitData, methods: Sequence[str], out: Path, x: np.ndarray, titles: list[str],
+                  eidx: np.ndarray, layer: str | None, seed: int) -> tuple[dict, dict, dict]:
+    """Each method's triplet figure and stroke-energy share -> (files, {title: maps}, {method: energy})."""
+    import cams
+    from cams.methods import registry
+
+    files: dict[str, str] = {}
+    grid: dict[str, np.ndarray] = {}
+    energy: dict[str, Any] = {}
+    for name in methods:
+        label = registry.title(name)
+        try:
+            ex = make_explainer(name, model, layer=layer, seed=seed)
+        except ValueError as err:
+            raise BengaliXAIError(f"{label}: {err}") from None
+        maps = ex(x)
+        grid[label] = maps
+        files[f"{name}_triplets"] = str(cams.viz.save_triplets(x, maps, out / triplet_name(name), titles=titles))
+        if len(eidx):
+            energy[name] = stroke_energy(ex(data.x[eidx]), data.x[eidx])
+            print(f"{label:18s} energy on strokes (+{STROKE_DILATION} px) {energy[name]['energy_on_strokes']:.3f} "
+                  f"(mask covers {energy[name]['mask_area']:.3f} of the image; {len(eidx)} test digits)", flush=True)
+    return files, grid, energy
 
 
 # ---------------------------------------------------------------------------------------------
@@ -203,14 +232,29 @@ def explain_imagenet(
     layer: str | None = None,
     seed: int = 0,
     labels: str | None = None,
+    outputs=None,
 ) -> dict[str, Any]:
     """Grad-CAM of an ImageNet classifier for its top-1 ImageNet class on n test digits (the Bengali
     study's Figure 9): `<out>/imagenet_gradcam.png` (input | heatmap | overlay, titled with the class
     name) and `<out>/imagenet_explain.json`. Class names come from Keras' ImageNet class index
-    (`labels` = a local names file); without them the titles say "class N"."""
+    (`labels` = a local names file); without them the titles say "class N".
+
+    Args:
+        model, preprocess: the classifier and its preprocess_input (see `imagenet_classifier`).
+        data: the digits.
+        out: the output folder.
+        n, layer, seed: digits shown, the layer explained, which digits.
+        labels: a local ImageNet class-names file.
+        outputs: the checked OutputFolder (cams.core.outputs) of `out`; default: checked here.
+
+    Returns:
+        The summary with the written paths under "files".
+    """
     import cams
     from cams.core.labels import class_names_for, describe
     from cams.methods import registry
+
+    outputs = outputs or output_folder(out, "explain", {"arch": model.name, "n": n, "seed": seed}, IMAGENET_FILES)
 
     size = int(model.input_shape[1])
     idx = pick_examples(data, n, seed)
@@ -225,6 +269,7 @@ def explain_imagenet(
         raise BengaliXAIError(str(err)) from None
     titles = [f"digit {int(t)}: {describe(k, names)}" for t, k in zip(data.y[idx], top)]
     out = Path(out)
+    outputs.record(*IMAGENET_FILES)
     fig = cams.viz.save_triplets(shown / 255.0, maps, out / "imagenet_gradcam.png", titles=titles)
     summary = {"model": model.name, "input_size": size, "layer": layer or "last 4-D layer",
                "images": [int(i) for i in idx], "true": [int(v) for v in data.y[idx]],

@@ -14,10 +14,25 @@ from cams.viz import plot_history
 from .digits import DigitData
 from .errors import BengaliXAIError
 from .model import build_cnn
+from .outputs import BACKUP_DIR, TRAIN_FILES, check_backup_dir, output_folder
 from .pipeline import make_dataset, split_data
 
 DEFAULT_EPOCHS = 25
 DEFAULT_BATCH_SIZE = 250
+
+
+def train_settings(data: DigitData, epochs: int, batch_size: int, seed: int, policy: str) -> dict[str, Any]:
+    """What a training run depends on: its resume fingerprint and the manifest's settings."""
+    return {"data": data.name, "n": int(len(data.y)), "epochs": epochs, "batch_size": batch_size, "seed": seed,
+            "policy": policy}
+
+
+def train_outputs(out: str | os.PathLike, settings: dict[str, Any], inputs: dict | None = None):
+    """The checked --out folder of `train` (before any work): no file of another origin where
+    model.keras, history.json, metrics.json, loss.png or accuracy.png go, nor in .resume/."""
+    folder = output_folder(out, "train", settings, TRAIN_FILES, inputs)
+    check_backup_dir(folder)
+    return folder
 
 
 def train_cnn(
@@ -29,44 +44,45 @@ def train_cnn(
     mixed_precision: bool = False,
     verbose: int = 2,
     strategy: str = "default",
+    restart: bool = False,
+    outputs=None,
 ) -> dict[str, Any]:
     """Split 60/20/20, train, evaluate on the test set and write to `out`:
 
     model.keras, history.json, metrics.json (test_accuracy, test_loss, ...), loss.png and
-    accuracy.png. Returns the metrics dict with the written paths under "files".
-    After each epoch keras.callbacks.BackupAndRestore writes the weights and optimizer state to
-    `out/.resume/` (with the history so far): running the same command again after an interruption
-    (Ctrl-C, SIGKILL) continues after the last finished epoch.
-    `strategy`: tf.distribute strategy (default, mirrored, multiworker, tpu; see cams.training.make_strategy).
+    accuracy.png. After each epoch keras.callbacks.BackupAndRestore writes the weights and optimizer
+    state to `out/.resume/` (with the history so far): running the same command again after an
+    interruption (Ctrl-C, SIGKILL) continues after the last finished epoch; a rerun with other
+    settings stops with one line naming that folder, unless `restart`.
+
+    Args:
+        data: the digits.
+        out: the output folder.
+        epochs, batch_size, seed: training settings.
+        mixed_precision: compute in float16/bfloat16.
+        verbose: Keras' verbosity.
+        strategy: tf.distribute strategy (default, mirrored, multiworker, tpu; see cams.training.make_strategy).
+        restart: discard an interrupted run's own backup (never other files) and start over.
+        outputs: the checked OutputFolder (cams.core.outputs) to record the files in; default
+            `train_outputs(out, ...)`, checked here.
+
+    Returns:
+        The metrics dict with the written paths under "files" and the model under "model".
     """
     if epochs < 1:
         raise BengaliXAIError(f"--epochs must be at least 1, got {epochs}")
     if strategy not in STRATEGIES:
         raise BengaliXAIError(f"unknown strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    requested = "mixed" if mixed_precision else "float32"
+    outputs = outputs or train_outputs(out, train_settings(data, epochs, batch_size, seed, requested))
     set_seed(seed)
     split = split_data(data, val=0.2, test=0.2, seed=seed)
     policy = set_mixed_precision(mixed_precision)
+    outputs.record(*TRAIN_FILES)  # listed before they are written: a killed run's files are still its own
     try:
-        dist = make_strategy(strategy)
-        with dist.scope():  # variables are created (and mirrored) under the strategy
-            model = build_cnn()
-        train_ds = make_dataset(data.x[split.train], data.y[split.train], batch_size, shuffle=True, seed=seed)
-        val_ds = make_dataset(data.x[split.val], data.y[split.val], batch_size)
-        test_ds = make_dataset(data.x[split.test], data.y[split.test], batch_size)
-        print(f"training on {len(split.train)} images, validating on {len(split.val)}, testing on "
-              f"{len(split.test)} ({data.name}; {epochs} epochs, batch {batch_size}, policy {policy}, "
-              f"{dist.num_replicas_in_sync} replica(s))", flush=True)
-        t0 = time.time()
-        fingerprint = {"data": data.name, "n": int(len(data.y)), "epochs": epochs, "batch_size": batch_size,
-                       "seed": seed, "policy": policy}
-        callbacks, state = resumable(out / ".resume", epochs, fingerprint=fingerprint,
-                                     log=lambda m: print(m, flush=True))
-        with dist.scope():
-            model.fit(train_ds, epochs=epochs, validation_data=val_ds, callbacks=callbacks, verbose=verbose)
-        train_s = time.time() - t0
-        test_loss, test_acc = model.evaluate(test_ds, verbose=0)
+        model, state, (test_loss, test_acc), train_s = _fit(data, split, out, epochs, batch_size, seed, policy,
+                                                            strategy, verbose, restart)
         model_path = save_model_atomic(model, out / "model.keras")
     finally:
         set_mixed_precision(False)
@@ -76,6 +92,28 @@ def train_cnn(
     files["metrics"] = write_json(out / "metrics.json", metrics)
     print(f"test accuracy {test_acc:.4f}, test loss {test_loss:.4f}", flush=True)
     return dict(metrics, files={k: str(v) for k, v in files.items()}, model=model)
+
+
+def _fit(data, split, out, epochs, batch_size, seed, policy, strategy, verbose, restart):
+    """Build and fit the CNN (resuming an interrupted run) -> (model, RunState, (test loss, accuracy), seconds)."""
+    dist = make_strategy(strategy)
+    with dist.scope():  # variables are created (and mirrored) under the strategy
+        model = build_cnn()
+    train_ds = make_dataset(data.x[split.train], data.y[split.train], batch_size, shuffle=True, seed=seed)
+    val_ds = make_dataset(data.x[split.val], data.y[split.val], batch_size)
+    test_ds = make_dataset(data.x[split.test], data.y[split.test], batch_size)
+    print(f"training on {len(split.train)} images, validating on {len(split.val)}, testing on "
+          f"{len(split.test)} ({data.name}; {epochs} epochs, batch {batch_size}, policy {policy}, "
+          f"{dist.num_replicas_in_sync} replica(s))", flush=True)
+    t0 = time.time()
+    callbacks, state = resumable(out / BACKUP_DIR, epochs, fingerprint=train_settings(data, epochs, batch_size,
+                                                                                      seed, policy),
+                                 log=lambda m: print(m, flush=True), restart=restart, restart_option="--restart",
+                                 hint="choose another --out")
+    with dist.scope():
+        model.fit(train_ds, epochs=epochs, validation_data=val_ds, callbacks=callbacks, verbose=verbose)
+    train_s = time.time() - t0
+    return model, state, tuple(model.evaluate(test_ds, verbose=0)), train_s
 
 
 def _write_results(data, out, history, model_path, test_loss, test_acc, split, epochs, batch_size, seed, policy,

@@ -34,7 +34,8 @@ def _add_analysis_args(p: argparse.ArgumentParser) -> None:
                    help="checkpoint written by train (default: checkpoints/<dataset>_<model>_Adam.keras)")
     _add_data_args(p)
     p.add_argument("--out-dir", default="out",
-                   help="results go here, figures under OUT_DIR/figures (default: out)")
+                   help="results go here, figures under OUT_DIR/figures (default: out); only files this command wrote "
+                        "are replaced, and OUT_DIR never overlaps the data set or the checkpoint")
     p.add_argument("-b", "--batch-size", type=positive_int, default=32, help="images per forward/backward pass (default: 32)")
 
 
@@ -66,7 +67,9 @@ def _add_make_dataset(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--face-box", choices=("haar", "center"), default="haar",
                    help="how faces are found in --real-images: OpenCV's Haar cascade, or 'center' for "
                         "aligned face crops (default: haar)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing data set folder")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a data set this command generated there earlier (its run manifest lists every "
+                        "file in it); a folder of your own, or one with files added, is never replaced")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     g = p.add_argument_group("--kind synthetic")
     g.add_argument("--internal-size", type=positive_int, default=128,
@@ -136,10 +139,16 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                         ".weights.h5/.keras of the model). Default: imagenet for XceptionBased, none for SimpleNet")
     add_device_options(p, batch_option="-b")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--out-dir", default="out", help="where the JSON history goes (default: out)")
-    p.add_argument("--checkpoint-dir", default="checkpoints", help="where checkpoints go (default: checkpoints)")
-    p.add_argument("--no-resume", dest="resume", action="store_false",
-                   help="start over even if an interrupted run with the same settings exists")
+    p.add_argument("--out-dir", default="out",
+                   help="where the JSON history goes (default: out); a JSON of that name not written by train is "
+                        "never changed: the run stops before training")
+    p.add_argument("--checkpoint-dir", default="checkpoints",
+                   help="where checkpoints go (default: checkpoints); a checkpoint of that name not written by "
+                        "train is never replaced: the run stops before training")
+    p.add_argument("--restart", "--no-resume", dest="restart", action="store_true",
+                   help="start over: discard the interrupted run saved in CHECKPOINT_DIR/<dataset>_<model>_<optimizer>"
+                        ".resume (only the files training wrote there). Without it a rerun resumes that run, and "
+                        "stops with one line if it was started with other settings")
     p.add_argument("-v", "--verbose", type=int, choices=(0, 1, 2), default=None,
                    help="Keras output: 0 silent, 1 progress bar, 2 one line per epoch (default: auto)")
 
@@ -203,7 +212,10 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--kind", choices=("planted", "synthetic"), default="planted",
                    help="planted: the fakes_dataset half (default); synthetic: make the AutoGAN data set, its "
                         "spectrum and samples figures, train SimpleNet and XceptionBased and run the analyses")
-    p.add_argument("--out", default=None, help="output folder (default: runs/demo, or runs/demo-synthetic)")
+    p.add_argument("--out", default=None,
+                   help="output folder (default: runs/demo, or runs/demo-synthetic); its data set is reused when the "
+                        "demo made it with the same settings, and any file the demo did not write where an output "
+                        "goes stops it before any work")
     p.add_argument("--xception-weights", default="none",
                    help="synthetic: XceptionBased backbone weights, none | imagenet | PATH, or skip (default: none)")
     p.add_argument("--xception-size", type=positive_int, default=96,
@@ -220,6 +232,10 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-b", "--batch-size", type=int, default=32, help="batch size (default: 32)")
     p.add_argument("-lr", "--lr", type=positive_float, default=1e-3, help="learning rate (default: 0.001)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--restart", action="store_true",
+                   help="start the training runs over: discard interrupted runs saved under OUT/checkpoints (only "
+                        "the files training wrote there). Without it a rerun resumes them, and stops with one line "
+                        "if they were started with other settings")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -280,7 +296,7 @@ def _cmd_train(a) -> int:
                       optimizer=a.optimizer, momentum=a.momentum, data_root=a.data_root, image_size=a.image_size,
                       weights=a.weights, mixed_precision=a.mixed_precision, strategy=a.strategy, seed=a.seed,
                       out_dir=a.out_dir,
-                      checkpoint_dir=a.checkpoint_dir, resume=a.resume,
+                      checkpoint_dir=a.checkpoint_dir, restart=a.restart,
                       verbose="auto" if a.verbose is None else a.verbose)
     train(cfg)
     return 0
@@ -293,37 +309,38 @@ def _cmd_plot(a) -> int:
     return 0
 
 
-def _open(a):
+def _open(a, command: str):
+    """The Analysis of an analysis command: its outputs in --out-dir checked before the checkpoint loads."""
     from .analysis.common import open_analysis
 
-    return open_analysis(a.model, a.dataset, a.checkpoint, a.data_root, a.out_dir)
+    return open_analysis(a.model, a.dataset, a.checkpoint, a.data_root, a.out_dir, command=command)
 
 
 def _cmd_numerical(a) -> int:
     from .analysis.numerical import numerical_analysis
 
-    numerical_analysis(_open(a), a.batch_size)
+    numerical_analysis(_open(a, "numerical-analysis"), a.batch_size)
     return 0
 
 
 def _cmd_saliency(a) -> int:
     from .analysis.saliency import saliency_analysis
 
-    saliency_analysis(_open(a), a.n_pairs, a.batch_size, a.seed)
+    saliency_analysis(_open(a, "saliency-map"), a.n_pairs, a.batch_size, a.seed)
     return 0
 
 
 def _cmd_gradcam(a) -> int:
     from .analysis.gradcam import grad_cam_analysis
 
-    grad_cam_analysis(_open(a), a.seed, a.batch_size)
+    grad_cam_analysis(_open(a, "grad-cam-analysis"), a.seed, a.batch_size)
     return 0
 
 
 def _cmd_localization(a) -> int:
     from .analysis.localization import localization_analysis
 
-    localization_analysis(_open(a), a.batch_size, tolerance=a.tolerance)
+    localization_analysis(_open(a, "localization"), a.batch_size, tolerance=a.tolerance)
     return 0
 
 
@@ -348,10 +365,10 @@ def _cmd_demo(a) -> int:
         counts = {"train": a.train or 600, "val": a.val or 100, "test": a.test or 100}
         run_synthetic_demo(a.out or "runs/demo-synthetic", a.image_size, counts, a.epochs, a.batch_size, a.lr,
                            a.seed, xception_weights=a.xception_weights, xception_size=a.xception_size,
-                           xception_epochs=a.xception_epochs)
+                           xception_epochs=a.xception_epochs, restart=a.restart)
         return 0
     counts = {"train": a.train or 1200, "val": a.val or 200, "test": a.test or 200}
-    run_demo(a.out or "runs/demo", a.image_size, counts, a.epochs, a.batch_size, a.lr, a.seed)
+    run_demo(a.out or "runs/demo", a.image_size, counts, a.epochs, a.batch_size, a.lr, a.seed, restart=a.restart)
     return 0
 
 

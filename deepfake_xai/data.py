@@ -85,8 +85,21 @@ def _check_decodable(paths: list[str]) -> set[str]:
     return ok
 
 
-def list_split(dataset_dir: str | os.PathLike, split: str, check: bool = True) -> SplitFiles:
-    """List the images of one split (sorted, real then fake); unreadable files go to `skipped`."""
+def list_split(dataset_dir: str | os.PathLike, split: str, check: bool = True, need_both: bool = True) -> SplitFiles:
+    """List the images of one split (sorted, real then fake); unreadable files go to `skipped`.
+
+    Args:
+        dataset_dir: the data set folder.
+        split: train, val or test.
+        check: also decode every file once (undecodable ones are skipped).
+        need_both: refuse a split where a class has no usable image (training and evaluation need both).
+
+    Returns:
+        The split's usable files and labels, and the files left out with the reason.
+
+    Raises:
+        DatasetError: one line naming the class folder, what it holds and what can be read.
+    """
     root = Path(dataset_dir)
     check_layout(root, (split,))
     paths, labels, skipped = [], [], []
@@ -104,16 +117,42 @@ def list_split(dataset_dir: str | os.PathLike, split: str, check: bool = True) -
         keep = [i for i, p in enumerate(paths) if p in ok]
         skipped += [(p, "cannot be decoded (corrupt or truncated image)") for p in paths if p not in ok]
         paths, labels = [paths[i] for i in keep], [labels[i] for i in keep]
-    if not paths:
-        raise DatasetError(f"no readable images in {root / split}/real or {root / split}/fake")
+    empty = [cls for k, cls in enumerate(CLASSES) if k not in labels]
+    if len(empty) == len(CLASSES) or (need_both and empty):
+        found = " nor in ".join(f"{root / split / cls} ({describe_folder(root / split / cls)})" for cls in empty)
+        raise DatasetError(f"no usable image in {found}; {READABLE}")
     return SplitFiles(split, paths, labels, skipped)
 
 
+#: what the loaders read, for the message when a class folder has nothing usable
+READABLE = f"images must be {', '.join(IMAGE_SUFFIXES)} files that TensorFlow decodes"
+
+
+def describe_folder(folder: Path) -> str:
+    """What a folder holds, for an error message: 'found 3 files: 2 .webp, 1 .txt; 1 subfolder'."""
+    from collections import Counter
+
+    entries = list(folder.iterdir())
+    kinds = Counter((p.suffix.lower() or "no suffix") for p in entries if not p.is_dir())
+    dirs = sum(1 for p in entries if p.is_dir())
+    if not kinds and not dirs:
+        return "it is empty"
+    text = f"found {sum(kinds.values())} file(s)" + (": " + ", ".join(f"{n} {k}" for k, n in kinds.most_common(5))
+                                                     if kinds else "")
+    return text + (f"; {dirs} subfolder(s), not read" if dirs else "")
+
+
 def report_skipped(files: SplitFiles, log: Callable[[str], None] | None = None) -> None:
-    """Print one line per left-out file, naming its path and why."""
+    """Print one line per left-out file, naming its path and why, then the count by reason."""
+    from collections import Counter
+
     log = log or (lambda s: print(s, file=sys.stderr))
     for path, why in files.skipped:
         log(f"warning: skipping {path}: {why}")
+    if files.skipped:
+        reasons = Counter(why.split(" (")[0] for _, why in files.skipped)
+        log(f"warning: {files.split}: left out {len(files.skipped)} of {len(files.skipped) + len(files.paths)} "
+            f"files ({', '.join(f'{n} {why}' for why, n in reasons.most_common())}); using {len(files.paths)}")
 
 
 def _decode(path, image_size: int):
@@ -186,7 +225,7 @@ def summarize(dataset_dir: str | os.PathLike, check: bool = False) -> dict[str, 
     out = {}
     check_layout(dataset_dir)
     for split in SPLITS:
-        files = list_split(dataset_dir, split, check=check)
+        files = list_split(dataset_dir, split, check=check, need_both=False)
         n_real, n_fake = files.count(0), files.count(1)
         out[split] = {"real": n_real, "fake": n_fake, "total": n_real + n_fake,
                       "fake_percent": 100.0 * n_fake / max(1, n_real + n_fake),

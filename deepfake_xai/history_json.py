@@ -50,8 +50,14 @@ def read_runs(path: str | os.PathLike) -> list[dict]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"training JSON not found: {path} (train first, or pass -j PATH)")
+    raw = path.read_bytes()
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); a training "
+                         f"JSON is UTF-8, as train writes it") from None
+    try:
+        data = json.loads(text)
     except ValueError as exc:
         raise ValueError(f"{path} is not valid JSON: {exc}") from None
     runs = [data] if isinstance(data, dict) else data

@@ -8,8 +8,11 @@ from typing import Callable, Sequence
 import numpy as np
 
 from cams.core.files import save_figure
+from cams.core.outputs import OutputFolder, check_apart
 
 KNOWN = ("fakes_dataset", "synthetic_dataset")
+#: the figure plot-samples writes under --out-dir
+FIGURE = "figures/samples_of_faces_dataset.png"
 
 
 def find_datasets(data_root: str | os.PathLike, names: Sequence[str] | None = None) -> list[Path]:
@@ -39,13 +42,31 @@ def pick_samples(dataset: Path, split: str, n: int, seed: int = 0) -> dict[str, 
     """n random image paths of each class of one split (fewer when the class has fewer)."""
     from .data import list_split
 
-    files = list_split(dataset, split, check=False)
+    files = list_split(dataset, split, check=False, need_both=False)
     rng = np.random.default_rng(seed)
     out = {}
     for k, cls in enumerate(("real", "fake")):
         paths = [p for p, y in zip(files.paths, files.labels) if y == k]
         out[cls] = [paths[i] for i in sorted(rng.choice(len(paths), min(n, len(paths)), replace=False))]
     return out
+
+
+def samples_outputs(out_dir: str | os.PathLike, datasets: Sequence[Path]) -> OutputFolder:
+    """The checked --out-dir of `plot-samples`, before any work: apart from the data sets shown, and
+    no file of another origin at figures/samples_of_faces_dataset.png.
+
+    Args:
+        out_dir: the --out-dir folder.
+        datasets: the data set folders shown.
+
+    Returns:
+        The OutputFolder (cams.core.outputs) to record the figure in.
+    """
+    check_apart(out_dir, {"--dataset": datasets}, "--out-dir")
+    folder = OutputFolder(out_dir, "plot-samples", "deepfake-xai plot-samples",
+                          {"datasets": [str(d) for d in datasets]}, option="--out-dir")
+    folder.claim([FIGURE])
+    return folder
 
 
 def plot_samples(data_root: str | os.PathLike = "data", datasets: Sequence[str] | None = None, n: int = 4,
@@ -63,6 +84,8 @@ def plot_samples(data_root: str | os.PathLike = "data", datasets: Sequence[str] 
     if n < 1:
         raise ValueError(f"--n must be at least 1, got {n}")
     found = find_datasets(data_root, datasets)
+    outputs = samples_outputs(out_dir, found)
+    outputs.record(FIGURE)
     rows = [(d, cls, paths) for d in found for cls, paths in pick_samples(d, split, n, seed).items()]
     fig, axes = plt.subplots(len(rows), n, figsize=(2.2 * n, 2.3 * len(rows)), squeeze=False)
     for r, (d, cls, paths) in enumerate(rows):
@@ -76,7 +99,7 @@ def plot_samples(data_root: str | os.PathLike = "data", datasets: Sequence[str] 
             if c == 0:
                 ax.set_title(f"{d.name}: {cls}", loc="left", fontsize=10)
     fig.tight_layout()
-    path = save_figure(fig, Path(out_dir) / "figures" / "samples_of_faces_dataset.png")
+    path = save_figure(fig, outputs.path(FIGURE))
     plt.close(fig)
     log(f"wrote {path} ({', '.join(d.name for d in found)}; {split} split, {n} per class)")
     return path

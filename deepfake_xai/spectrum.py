@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from cams.core.files import save_figure, write_json
+from cams.core.outputs import OutputFolder, check_apart
 
 EPS = 1e-6
 
@@ -85,6 +86,30 @@ def spectrum_figure(real: np.ndarray, fake: np.ndarray, path: str | os.PathLike,
     return out
 
 
+def outputs_of(name: str, split: str) -> list[str]:
+    """The files `spectrum` writes under --out-dir for data set `name` and `split`."""
+    return [f"figures/{name}_{split}_spectrum.png", f"{name}_{split}_spectrum.json"]
+
+
+def spectrum_outputs(out_dir: str | os.PathLike, root: Path, split: str) -> OutputFolder:
+    """The checked --out-dir of `spectrum`, before any work: apart from the data set `root`, and no
+    file of another origin where its figure or JSON goes.
+
+    Args:
+        out_dir: the --out-dir folder.
+        root: the data set folder (it need not exist yet).
+        split: the split analysed.
+
+    Returns:
+        The OutputFolder (cams.core.outputs) to record the files in.
+    """
+    check_apart(out_dir, {"--dataset": [root]}, "--out-dir")
+    folder = OutputFolder(out_dir, "spectrum", "deepfake-xai spectrum", {"dataset": str(root), "split": split},
+                          option="--out-dir")
+    folder.claim(outputs_of(root.name, split))
+    return folder
+
+
 def spectrum_analysis(dataset: str | os.PathLike, data_root: str | os.PathLike = "data", split: str = "test",
                       out_dir: str | os.PathLike = "out", limit: int | None = None,
                       log: Callable[[str], None] = print) -> dict:
@@ -92,11 +117,14 @@ def spectrum_analysis(dataset: str | os.PathLike, data_root: str | os.PathLike =
 
     Writes `<out_dir>/figures/<name>_<split>_spectrum.png` and `<out_dir>/<name>_<split>_spectrum.json`
     (high-frequency statistic of each class, mean |fake - real| and, as a yardstick, the same between
-    two halves of the real images). Returns the JSON dict.
+    two halves of the real images). Only files this command wrote earlier are replaced (its run
+    manifest in `out_dir`); `out_dir` never overlaps the data set. Returns the JSON dict.
     """
     from .data import list_split, resolve_dataset
 
     root = resolve_dataset(dataset, data_root)
+    name = root.name
+    outputs = spectrum_outputs(out_dir, root, split)
     files = list_split(root, split)
     paths = {c: [p for p, y in zip(files.paths, files.labels) if y == k] for k, c in enumerate(("real", "fake"))}
     if not paths["real"] or not paths["fake"]:
@@ -108,7 +136,7 @@ def spectrum_analysis(dataset: str | os.PathLike, data_root: str | os.PathLike =
     half = len(real_imgs) // 2
     baseline = (float(np.abs(log_spectrum(real_imgs[:half]) - log_spectrum(real_imgs[half:])).mean())
                 if half else float("nan"))
-    name = root.name
+    outputs.record(*outputs_of(name, split))
     fig = spectrum_figure(real, fake, Path(out_dir) / "figures" / f"{name}_{split}_spectrum.png",
                           f"{name} {split}: {len(real_imgs)} real, {len(fake_imgs)} fake")
     result = {"dataset": str(root), "split": split, "real": len(real_imgs), "fake": len(fake_imgs),

@@ -24,9 +24,11 @@ import numpy as np
 
 from cams.core.files import write_json
 
-from .make_dataset import SPLITS, check_counts, check_destination, split_sources, staged_folder
+from .make_dataset import (DEFAULT_COUNTS, SPLITS, check_counts, check_destination, check_only_generated, split_sources, staged_folder,
+                           write_manifest)
 
-DEFAULT_COUNTS = {"train": 1200, "val": 200, "test": 200}
+#: the simulator's defaults (make-dataset --generator-epochs, --generator-width, --upsampling)
+GENERATOR_EPOCHS, WIDTH, UPSAMPLING = 8, 16, "transpose"
 
 
 def resize_to(images: np.ndarray, size: int) -> np.ndarray:
@@ -81,9 +83,9 @@ def generate_synthetic_dataset(
     source: str | os.PathLike | None = None,
     face_box: str = "haar",
     internal_size: int = 128,
-    generator_epochs: int = 8,
-    width: int = 16,
-    upsampling: str = "transpose",
+    generator_epochs: int = GENERATOR_EPOCHS,
+    width: int = WIDTH,
+    upsampling: str = UPSAMPLING,
     overwrite: bool = False,
     progress: bool = True,
     log: Callable[[str], None] = print,
@@ -101,7 +103,7 @@ def generate_synthetic_dataset(
         internal_size: side at which faces are drawn and the generator runs (multiple of 4).
         generator_epochs, width, upsampling: the simulator's training epochs, first-layer channels,
             and up-sampling ("transpose" or "nearest"); see deepfake_xai.autogan.
-        overwrite: replace an existing, non-empty data set folder.
+        overwrite: replace a data set this command generated there earlier (never a folder of the user's).
         progress: show the generator's training progress.
         log: where progress lines go.
 
@@ -113,12 +115,14 @@ def generate_synthetic_dataset(
     counts = dict(counts or DEFAULT_COUNTS)
     _check_settings(counts, image_size, generator_epochs)
     dest = Path(out_root) / name
-    check_destination(dest, overwrite)
+    settings = synthetic_settings(image_size, counts, seed, source, face_box, internal_size, generator_epochs, width,
+                                  upsampling)
+    folder = check_destination(dest, overwrite, settings, {"--real-images": [source]})
     sources, origin = split_sources(internal_size, counts, seed, source, face_box, log)
     reals, bases = _draw_reals_and_bases(sources, counts)
     generator, history = _train_simulator(reals["train"], bases["train"], internal_size, generator_epochs, width,
                                           upsampling, seed, progress, log)
-    with staged_folder(dest, f".{name}.") as tmp:
+    with staged_folder(dest, f"{name}.", lambda: check_only_generated(folder)) as tmp:
         summary, quality = write_splits(tmp, generator, reals, bases, image_size, log)
         save_generator(generator, tmp)
         write_json(tmp / "dataset.json", {
@@ -129,7 +133,18 @@ def generate_synthetic_dataset(
             "fidelity_at_internal_size": quality,
             "layout": "{split}/{real,fake}/<id>.png; autogan_generator.keras = the generator of the fakes",
         })
+        write_manifest(tmp, settings)
     return dest
+
+
+def synthetic_settings(image_size: int, counts: dict[str, int], seed: int, source, face_box: str, internal_size: int,
+                       generator_epochs: int = GENERATOR_EPOCHS, width: int = WIDTH,
+                       upsampling: str = UPSAMPLING) -> dict:
+    """What a synthetic data set depends on (its manifest's settings; the demo reuses a set with the same)."""
+    return {"kind": "synthetic", "image_size": image_size, "counts": dict(counts), "seed": seed,
+            "real_images": None if source is None else str(source), "face_box": face_box,
+            "internal_size": internal_size, "generator_epochs": generator_epochs, "width": width,
+            "upsampling": upsampling}
 
 
 def _check_settings(counts: dict[str, int], image_size: int, generator_epochs: int) -> None:

@@ -2,7 +2,7 @@
 best-validation checkpoint, plus resume after an interruption and mixed precision."""
 from __future__ import annotations
 
-import shutil
+import os
 import time
 import uuid
 from dataclasses import asdict, dataclass
@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+from cams.core.outputs import OutputFolder, check_apart
 from cams.training import (STRATEGIES, RunState, make_strategy, resumable, set_mixed_precision, set_seed,
                            upsert_json_record)
 
@@ -40,8 +41,9 @@ class TrainConfig:
     seed: int | None = 0
     out_dir: str = "out"
     checkpoint_dir: str = "checkpoints"
-    resume: bool = True
+    resume: bool = True  # False: the same as restart=True (kept for older callers)
     verbose: int | str = "auto"
+    restart: bool = False  # discard an interrupted run's own backup files and start over
 
     def validate(self) -> None:
         if self.model not in MODELS:
@@ -90,39 +92,91 @@ def make_optimizer(name: str, lr: float, momentum: float = 0.9):
     raise ValueError(f"unknown optimizer {name!r}: choose one of {', '.join(OPTIMIZERS)}")
 
 
-def _keep_previous(path: Path, log: Callable[[str], None]) -> None:
-    """A finished earlier run's checkpoint is renamed (with its date), never overwritten."""
+def _keep_previous(path: Path, folder: OutputFolder, log: Callable[[str], None]) -> None:
+    """A finished earlier run's checkpoint (this job's, see `train_outputs`) is renamed with its date,
+    never overwritten; the new name is recorded in the folder's manifest."""
     if path.exists():
         stamp = datetime.fromtimestamp(path.stat().st_mtime).strftime("%Y%m%d-%H%M%S")
         kept = path.with_name(f"{path.stem}.{stamp}{path.suffix}")
         n = 1
-        while kept.exists():
+        while kept.exists() or kept.is_symlink():
             kept = path.with_name(f"{path.stem}.{stamp}-{n}{path.suffix}")
             n += 1
+        folder.record(kept.name)
         path.rename(kept)
         log(f"kept the previous checkpoint as {kept}")
 
 
-def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> TrainOutputs:
-    """Train `cfg.model` on `cfg.dataset`; append the run to the JSON; keep the best-val checkpoint."""
-    import keras
+def train_outputs(cfg: TrainConfig, root: Path) -> tuple[OutputFolder, OutputFolder]:
+    """The checked output folders of a training run, before any work: (results, checkpoints).
 
+    --out-dir and --checkpoint-dir stay apart from the data set; OUT_DIR/<stem>.json and
+    CHECKPOINT_DIR/<stem>.keras are new or this job's (its run manifests), and the backup folder
+    CHECKPOINT_DIR/<stem>.resume holds nothing else (cams.training.resume.check_backup).
+
+    Args:
+        cfg: the run's settings.
+        root: the data set folder.
+
+    Returns:
+        The OutputFolder of --out-dir and of --checkpoint-dir (the same object when they are one folder).
+
+    Raises:
+        ValueError: one line naming the path in the way and the option to change.
+    """
+    from cams.training.resume import check_backup
+
+    stem = run_stem(root.name, cfg.model, cfg.optimizer)
+    job, command = f"train.{stem}", "deepfake-xai train"
+    check_apart(cfg.out_dir, {"--dataset": [root]}, "--out-dir")
+    check_apart(cfg.checkpoint_dir, {"--dataset": [root]}, "--checkpoint-dir")
+    results = OutputFolder(cfg.out_dir, job, command, cfg.fingerprint(), option="--out-dir")
+    same = os.path.abspath(cfg.out_dir) == os.path.abspath(cfg.checkpoint_dir)
+    checkpoints = results if same else OutputFolder(cfg.checkpoint_dir, job, command, cfg.fingerprint(),
+                                                    option="--checkpoint-dir")
+    results.claim([f"{stem}.json"])
+    checkpoints.claim([f"{stem}.keras"])
+    check_backup(checkpoints.path(f"{stem}.resume"), hint="choose another --checkpoint-dir")
+    return results, checkpoints
+
+
+def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> TrainOutputs:
+    """Train `cfg.model` on `cfg.dataset`; append the run to the JSON; keep the best-val checkpoint.
+
+    Every output is checked before any work (`train_outputs`): files of another origin are never
+    replaced or changed, and a saved run with other settings stops with one line naming its backup
+    folder and --restart (`cfg.restart` discards the job's own backup files and starts over).
+
+    Args:
+        cfg: the run's settings.
+        log: where progress lines go.
+
+    Returns:
+        The JSON and checkpoint paths, the run record and the RunState.
+    """
     cfg.validate()
+    root = ddata.resolve_dataset(cfg.dataset, cfg.data_root)
+    ddata.check_layout(root)
+    results, checkpoints = train_outputs(cfg, root)  # before any work
     set_seed(cfg.seed)
     if cfg.seed is not None:  # same seed -> same weights and history on a CPU (TF op determinism)
         set_op_determinism(True)
+    try:
+        return _train(cfg, root, results, checkpoints, log)
+    finally:  # explainers run later in this process may draw unseeded noise, refused under it
+        if cfg.seed is not None:
+            set_op_determinism(False)
+
+
+def _train(cfg: TrainConfig, root: Path, results: OutputFolder, checkpoints: OutputFolder,
+           log: Callable[[str], None]) -> TrainOutputs:
+    """The training run of `train`, once the outputs are checked and the seed set."""
+    import keras
+
+    name = root.name
     policy = set_mixed_precision(cfg.mixed_precision)
     strategy = make_strategy(cfg.strategy)
-    root = ddata.resolve_dataset(cfg.dataset, cfg.data_root)
-    name = root.name
-    ddata.check_layout(root)
-    train_ds, train_files = ddata.load_split(root, "train", cfg.image_size, cfg.batch_size, training=True,
-                                             seed=cfg.seed)
-    val_ds, val_files = ddata.load_split(root, "val", cfg.image_size, cfg.batch_size)
-    test_ds, test_files = ddata.load_split(root, "test", cfg.image_size, cfg.batch_size)
-    for f in (train_files, val_files, test_files):
-        log(f"{f.split}: {len(f.paths)} images ({f.count(0)} real, {f.count(1)} fake, fake:real "
-            f"{ddata.fake_to_real(f.count(1), f.count(0))})" + (f", {len(f.skipped)} skipped" if f.skipped else ""))
+    (train_ds, val_ds, test_ds), (train_files, val_files, test_files) = _load_splits(root, cfg, log)
 
     with strategy.scope():  # variables are created (and mirrored) under the strategy
         model = build_model(cfg.model, cfg.image_size, cfg.resolved_weights())
@@ -134,18 +188,19 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> TrainOutputs:
     json_path = Path(cfg.out_dir) / f"{stem}.json"
     ckpt = Path(cfg.checkpoint_dir) / f"{stem}.keras"
     backup_dir = Path(cfg.checkpoint_dir) / f"{stem}.resume"  # keras.callbacks.BackupAndRestore's folder
-    if not cfg.resume and backup_dir.exists():
-        log(f"--no-resume: discarding the interrupted run in {backup_dir}")
-        shutil.rmtree(backup_dir)
     run_id = uuid.uuid4().hex[:12]
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     write_record = _record_writer(cfg, name, root, ckpt, policy, (train_files, val_files, test_files), json_path)
     # test metrics each epoch, best-val_accuracy ModelCheckpoint, the JSON record, BackupAndRestore
     callbacks, state = resumable(backup_dir, cfg.epochs, fingerprint=cfg.fingerprint(),
                                  extra={"run_id": run_id, "started": started}, best_path=ckpt,
-                                 extra_eval={"test": test_ds}, on_update=lambda s: write_record(s, "running"), log=log)
+                                 extra_eval={"test": test_ds}, on_update=lambda s: write_record(s, "running"), log=log,
+                                 restart=cfg.restart or not cfg.resume, restart_option="--restart",
+                                 hint="choose another --checkpoint-dir")
     if not state.history:  # a new run: an earlier finished run's checkpoint is kept under another name
-        _keep_previous(ckpt, log)
+        _keep_previous(ckpt, checkpoints, log)
+    results.record(json_path.name)  # listed before they are written: a killed run's files are still its own
+    checkpoints.record(ckpt.name)
 
     log(f"training {cfg.model} on {root} for {cfg.epochs} epochs ({cfg.optimizer}, lr {cfg.lr}, "
         f"batch {cfg.batch_size}, {cfg.image_size}x{cfg.image_size}, {policy}, "
@@ -160,9 +215,18 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> TrainOutputs:
         log(f"done in {time.time() - t0:.0f} s: best validation accuracy {record['val_acc'][best - 1]:.2f}% "
             f"at epoch {best}, test accuracy there {record['test_acc'][best - 1]:.2f}%")
     log(f"wrote {json_path} (run {record['run_id']}) and {ckpt}")
-    if cfg.seed is not None:  # explainers run later in this process may draw unseeded noise, refused under it
-        set_op_determinism(False)
     return TrainOutputs(json_path, ckpt, record, state)
+
+
+def _load_splits(root: Path, cfg: TrainConfig, log: Callable[[str], None]):
+    """The train, val and test pipelines and their files; one line of counts each."""
+    loaded = [ddata.load_split(root, "train", cfg.image_size, cfg.batch_size, training=True, seed=cfg.seed),
+              ddata.load_split(root, "val", cfg.image_size, cfg.batch_size),
+              ddata.load_split(root, "test", cfg.image_size, cfg.batch_size)]
+    for _, f in loaded:
+        log(f"{f.split}: {len(f.paths)} images ({f.count(0)} real, {f.count(1)} fake, fake:real "
+            f"{ddata.fake_to_real(f.count(1), f.count(0))})" + (f", {len(f.skipped)} skipped" if f.skipped else ""))
+    return tuple(d for d, _ in loaded), tuple(f for _, f in loaded)
 
 
 def _record_writer(cfg: TrainConfig, name: str, root: Path, ckpt: Path, policy: str, splits, json_path: Path):

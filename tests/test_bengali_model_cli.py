@@ -186,9 +186,10 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_cli_bad_csv_is_one_line_error(tmp_path):
-    f = tmp_path / "maleDigits.csv"
+    f = tmp_path / "ekush" / "maleDigits.csv"
+    f.parent.mkdir()
     f.write_text(",".join(["1"] * (N_COLUMNS - 1)) + "\n")
-    r = run_cli("train", "--data", "ekush", "--data-dir", str(tmp_path), "--out", str(tmp_path / "o"))
+    r = run_cli("train", "--data", "ekush", "--data-dir", str(f.parent), "--out", str(tmp_path / "o"))
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert lines == [f"bengali-xai train: error: {f}: row 1 has 784 columns, expected 785 (784 pixels + label); "
@@ -224,10 +225,12 @@ def test_cli_corrupt_model_file_is_one_line(tmp_path, capsys):
 def test_train_on_ekush_csvs_end_to_end(tmp_path):
     from test_bengali_data import write_ekush
 
-    write_ekush(tmp_path / "maleDigits.csv", n=60, seed=1)
-    write_ekush(tmp_path / "femaleDigits.csv", n=40, seed=2)
+    data = tmp_path / "ekush"  # --out is never inside --data-dir
+    data.mkdir()
+    write_ekush(data / "maleDigits.csv", n=60, seed=1)
+    write_ekush(data / "femaleDigits.csv", n=40, seed=2)
     out = tmp_path / "run"
-    assert main(["train", "--data", "ekush", "--data-dir", str(tmp_path), "--epochs", "1", "--batch-size", "32",
+    assert main(["train", "--data", "ekush", "--data-dir", str(data), "--epochs", "1", "--batch-size", "32",
                  "--out", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert (metrics["n_train"], metrics["n_val"], metrics["n_test"]) == (60, 20, 20)

@@ -22,6 +22,7 @@ def grad_cam_analysis(an: Analysis, seed: int | None = None, batch_size: int = 3
     """Pick a random real and a random fake test image; write one input|heatmap|overlay figure each."""
     import cams
 
+    an.outputs("grad-cam-analysis")
     images, labels, paths = an.load_split_arrays("test", batch_size)
     rng = np.random.default_rng(seed)
     layer = cam_layer(an.model)

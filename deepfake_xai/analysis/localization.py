@@ -37,7 +37,7 @@ def load_masks(an: Analysis, paths: list[str], split: str = "test") -> np.ndarra
 
 def has_masks(an: Analysis, split: str = "test") -> bool:
     """True when the split's fakes have ground-truth masks."""
-    files = list_split(an.dataset_dir, split, check=False)
+    files = list_split(an.dataset_dir, split, check=False, need_both=False)
     fakes = [p for p, y in zip(files.paths, files.labels) if y == 1]
     return bool(fakes) and all(mask_path(an.dataset_dir, split, p).is_file() for p in fakes)
 
@@ -55,6 +55,7 @@ def localization_analysis(an: Analysis, batch_size: int = 16, n_examples: int = 
 
     from ..models import cam_layer
 
+    an.outputs("localization")
     if not has_masks(an):
         raise FileNotFoundError(f"{an.dataset_dir}/masks/test has no mask for some test fakes: localisation needs "
                                 f"the ground truth written by `deepfake-xai make-dataset`")

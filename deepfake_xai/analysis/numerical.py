@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.metrics import DetCurveDisplay, auc, det_curve, roc_curve  # noqa: E402
 
-from cams.core.files import save_figure, write_json, write_text  # noqa: E402
+from cams.core.files import save_figure, write_csv, write_json  # noqa: E402
 from cams.metrics import probabilities  # noqa: E402
 
 from .common import Analysis  # noqa: E402
@@ -31,6 +31,7 @@ def get_soft_scores_and_true_labels(an: Analysis, split: str = "test", batch_siz
 
 def numerical_analysis(an: Analysis, batch_size: int = 32) -> dict:
     """ROC + DET figures for the real and the fake score; returns AUCs, accuracy and file paths."""
+    an.outputs("numerical-analysis")
     real, fake, labels, paths = get_soft_scores_and_true_labels(an, "test", batch_size)
     if len(np.unique(labels)) < 2:
         raise ValueError(f"the test split of {an.dataset_dir} has only one class; ROC/DET need both")
@@ -58,9 +59,9 @@ def numerical_analysis(an: Analysis, batch_size: int = 32) -> dict:
     det_path = save_figure(fig, an.figure("det_curve"))
 
     pred = (fake > real).astype(int)
-    rows = ["path,label,real_score,fake_score"] + [
-        f"{p},{int(y)},{r:.6f},{f:.6f}" for p, y, r, f in zip(paths, labels, real, fake)]
-    scores_path = write_text(an.out_dir / f"{an.dataset_name}_{an.model_name}_soft_scores.csv", "\n".join(rows) + "\n")
+    rows = [(p, int(y), f"{r:.6f}", f"{f:.6f}") for p, y, r, f in zip(paths, labels, real, fake)]
+    scores_path = write_csv(an.out_dir / f"{an.dataset_name}_{an.model_name}_soft_scores.csv",
+                            ("path", "label", "real_score", "fake_score"), rows)
     summary = {
         "dataset": an.dataset_name, "model": an.model_name, "n_test": int(len(labels)),
         "n_real": int((labels == 0).sum()), "n_fake": int((labels == 1).sum()),

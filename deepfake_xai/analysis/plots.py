@@ -8,6 +8,7 @@ from typing import Callable
 from cams.viz import plot_history
 
 from ..history_json import SERIES, best_epoch, pick_run, read_runs
+from .common import analysis_outputs, output_names
 
 
 def plot_accuracy_and_loss(json_path: str | os.PathLike, model: str | None = None, dataset: str | None = None,
@@ -15,12 +16,16 @@ def plot_accuracy_and_loss(json_path: str | os.PathLike, model: str | None = Non
                            log: Callable[[str], None] = print) -> dict[str, Path]:
     """Write `<out>/figures/<dataset>_<model>_{losses,accuracies}_plot.png` for run `run` of the JSON.
 
-    Returns {"loss": path, "accuracy": path}; prints the best validation epoch and its test accuracy.
+    Only figures this command wrote earlier are replaced (its run manifest in `out_dir`); another file
+    in their place is refused before plotting. Returns {"loss": path, "accuracy": path}; prints the
+    best validation epoch and its test accuracy.
     """
     runs = read_runs(json_path)
     rec = pick_run(runs, run, json_path)
     model = model or rec["model"]
     dataset = dataset or rec["dataset"]
+    outputs = analysis_outputs(out_dir, "plot-accuracy-and-loss", dataset, model)
+    outputs.record(*output_names("plot-accuracy-and-loss", dataset, model))
     if rec.get("model") not in (None, model):
         log(f"warning: run {run} of {json_path} is a {rec['model']} run, not {model}")
     series = {k: rec[k] for k in SERIES}

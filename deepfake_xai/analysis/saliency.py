@@ -29,6 +29,7 @@ def saliency_analysis(an: Analysis, n_pairs: int = 8, batch_size: int = 32, seed
     """Per-image figure for `n_pairs` test images (half real, half fake) and the mean map per class."""
     import cams
 
+    an.outputs("saliency-map")
     explainer = cams.Saliency(an.model)
     sums = {0: None, 1: None}
     counts = {0: 0, 1: 0}
