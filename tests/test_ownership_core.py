@@ -82,6 +82,15 @@ def test_own_core_outputs_never_overlap_inputs(tmp_path, monkeypatch, case, out,
     outputs.check_apart("imgs2", {"--images": ["imgs"]})  # a name that only starts alike is apart
 
 
+def test_own_core_claim_refuses_a_file_where_a_subfolder_goes(tmp_path):
+    (tmp_path / "figures").write_text("mine")
+    out = outputs.OutputFolder(tmp_path, "job", "cams job")
+    with pytest.raises(ValueError, match=r"figures is a file where cams job needs a folder; choose another --out"):
+        out.claim(["figures/roc.png"])
+    out.claim(["a/b/c.png"])  # absent folders are fine
+    assert (tmp_path / "figures").read_text() == "mine"
+
+
 def test_own_core_out_is_a_file(tmp_path):
     (tmp_path / "f").write_text("mine")
     with pytest.raises(ValueError, match="--out .*f is a file, not a folder"):
@@ -164,7 +173,7 @@ def test_own_explain_out_is_a_file(ws, tmp_path, capsys):
     assert (tmp_path / "o").read_text() == "mine"
 
 
-CASES = ["own-core-claim", "own-core-out-is-input", "own-core-out-inside-input", "own-core-out-contains-input",
+CASES = ["own-core-claim", "own-core-file-where-a-folder-goes", "own-core-out-is-input", "own-core-out-inside-input", "own-core-out-contains-input",
          "own-core-out-contains-model", "own-core-out-is-a-file", "own-core-temporary-files", "own-core-csv",
          "own-core-labels-not-utf8", "own-explain-out-is-images", "own-explain-user-file", "own-explain-out-is-a-file"]
 

@@ -114,6 +114,10 @@ class OutputFolder:
         """Refuse, before any work, when a file to be written exists and is not this job's."""
         for name in names:
             path = self.folder / name
+            for parent in reversed(Path(name).parents[:-1]):  # a/b/c.png: a, then a/b
+                if (self.folder / parent).is_file():
+                    raise ValueError(f"{self.folder / parent} is a file where {self.command} needs a folder; "
+                                     f"choose another {self.option}")
             if not (path.exists() or path.is_symlink()) or self.owns(str(name)) or self.overwrite:
                 if path.is_dir() and not path.is_symlink():
                     raise ValueError(f"{path} is a folder where {self.command} writes a file; "
