@@ -96,3 +96,17 @@ def test_smoothgrad_option(linear):
 def test_bad_options(linear, options, message):
     with pytest.raises(ValueError, match=message):
         cams.IntegratedGradients(linear[0], **options)
+
+
+@pytest.mark.parametrize("name", ["gradcam", "gradcam++", "hirescam", "xgradcam", "layercam"])
+def test_smoothgrad_is_an_option_of_every_gradient_cam(name):
+    """smooth_samples = n averages dS/dA over n noisy copies (Smilkov et al. 2017): with no noise it is
+    the plain map; with noise, seeded and reproducible; Smooth Grad-CAM++ is Grad-CAM++ with it."""
+    model, x = conv_gap_dense(size=16), images(2, size=16, seed=8)
+    plain = cams.make_explainer(name, model)(x, [0, 1])
+    np.testing.assert_allclose(cams.make_explainer(name, model, smooth_samples=3, noise=0.0)(x, [0, 1]), plain, atol=1e-5)
+    a = cams.make_explainer(name, model, smooth_samples=3, noise=0.3, seed=2)(x, [0, 1])
+    np.testing.assert_array_equal(a, cams.make_explainer(name, model, smooth_samples=3, noise=0.3, seed=2)(x, [0, 1]))
+    assert cams.make_explainer(name, model, smooth_samples=3).forward_passes() == 4
+    if name == "gradcam++":
+        np.testing.assert_allclose(cams.SmoothGradCAMPlusPlus(model, n_samples=3, noise=0.3, seed=2)(x, [0, 1]), a, atol=1e-6)

@@ -55,17 +55,41 @@ class GradientCAM(LayerExplainer):
     `A` is float32 (B, h, w, K); `d` is a `Derivatives`. Set `higher_orders = True` to receive
     `d.second` and `d.third`.
 
+    Every gradient CAM has the SmoothGrad option (Smilkov et al., 2017): with `smooth_samples` = n > 0
+    the derivative terms are averaged over n noisy copies x + N(0, (noise (max x - min x))^2) (range
+    per image) while A and the default target come from the clean image; Smooth Grad-CAM++ is
+    Grad-CAM++ with this option.
+
     Args:
         model: a Keras classifier (Sequential or functional, nested bases included).
         layer: the feature layer: a name, a Layer, or None for the last layer with a 4-D output.
         batch_size: images per compiled call (one tape per call).
+        smooth_samples: noisy copies per image (0: the derivatives at x alone).
+        noise: the noise standard deviation as a fraction of each image's value range.
+        seed: seed of the noise (None: a fresh draw every call).
     """
 
     higher_orders: bool = False
 
-    def __init__(self, model: keras.Model, layer=None, batch_size: int = 32):
+    def __init__(self, model: keras.Model, layer=None, batch_size: int = 32, smooth_samples: int = 0,
+                 noise: float = 0.15, seed: Optional[int] = None):
+        if isinstance(smooth_samples, bool) or int(smooth_samples) != smooth_samples or smooth_samples < 0:
+            raise ValueError(f"smooth_samples must be a whole number >= 0, got {smooth_samples!r}")
+        if not noise >= 0:  # NaN too
+            raise ValueError(f"noise must be >= 0, got {noise}")
+        self.smooth_samples, self.noise = int(smooth_samples), float(noise)
+        self._rng = seeded_generator(seed)
         super().__init__(model, layer)
         self.batch_size = check_count(batch_size, "batch_size")
+
+    @property
+    def variables(self) -> list:
+        """The noise generator's state (tracked when the explainer is exported)."""
+        return [self._rng.state]
+
+    def forward_passes(self) -> float:
+        """One forward pass (the head's backward pass is small), plus one per noisy copy."""
+        return 1.0 + self.smooth_samples
 
     def weights(self, A: tf.Tensor, d: Derivatives) -> tf.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__} must define weights(A, d) or combine(A, d)")
@@ -85,13 +109,32 @@ class GradientCAM(LayerExplainer):
             raise ValueError(f"the model's output does not depend on layer {self.layer.name!r}")
         return tf.cast(A, tf.float32), tf.cast(g, tf.float32), targets
 
-    def derivatives(self, x: tf.Tensor, targets: tf.Tensor):
-        """(A, Derivatives) for the images x and the resolved targets."""
-        A, g, _ = self._gradients(x, targets)
+    def _orders(self, g: tf.Tensor) -> Derivatives:
         if not self.higher_orders:
-            return A, Derivatives(g)
+            return Derivatives(g)
         g2 = g * g
-        return A, Derivatives(g, g2, g2 * g)
+        return Derivatives(g, g2, g2 * g)
+
+    def derivatives(self, x: tf.Tensor, targets: tf.Tensor):
+        """(A, Derivatives) for the images x and the targets (-1: the top-1 class at x)."""
+        if self.smooth_samples == 0:
+            A, g, _ = self._gradients(x, targets)
+            return A, self._orders(g)
+        A, logits = self.forward(x)
+        targets = resolve_targets(logits, targets)
+        sigma = self.noise * (
+            tf.reduce_max(x, axis=[1, 2, 3], keepdims=True) - tf.reduce_min(x, axis=[1, 2, 3], keepdims=True)
+        )
+        A = tf.cast(A, tf.float32)
+        d1, d2, d3 = tf.zeros_like(A), tf.zeros_like(A), tf.zeros_like(A)
+        for _ in tf.range(self.smooth_samples):
+            _, g, _ = self._gradients(x + sigma * self._rng.normal(tf.shape(x)), targets)
+            d1 += g
+            if self.higher_orders:  # a Python constant: traced once either way
+                d2 += g * g
+                d3 += g * g * g
+        n = float(self.smooth_samples)
+        return A, Derivatives(d1 / n, d2 / n, d3 / n) if self.higher_orders else Derivatives(d1 / n)
 
     def _explain_batch(self, x: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
         A, d = self.derivatives(x, targets)
@@ -123,7 +166,7 @@ class GradCAMPlusPlus(GradientCAM):
           paper="Omeiza et al., 2019", formula="Grad-CAM++ on derivatives averaged over noisy copies",
           quick={"n_samples": 2})
 class SmoothGradCAMPlusPlus(GradCAMPlusPlus):
-    """Smooth Grad-CAM++ (Omeiza et al., 2019).
+    """Smooth Grad-CAM++ (Omeiza et al., 2019): Grad-CAM++ with the SmoothGrad option.
 
     The derivative terms g, g^2, g^3 are averaged over `n_samples` noisy copies
     x + N(0, (noise * (max x - min x))^2) (range per image), then the Grad-CAM++ formula is
@@ -131,54 +174,16 @@ class SmoothGradCAMPlusPlus(GradCAMPlusPlus):
 
     Args:
         model, layer, batch_size: as for `GradientCAM`.
-        n_samples: noisy copies per image.
+        n_samples: noisy copies per image (at least 1).
         noise: noise standard deviation as a fraction of each image's value range.
         seed: seed of the noise (None: a fresh draw every call).
     """
 
-    def __init__(
-        self,
-        model: keras.Model,
-        layer=None,
-        n_samples: int = 16,
-        noise: float = 0.15,
-        seed: Optional[int] = None,
-        batch_size: int = 32,
-    ):
-        self.n_samples = check_count(n_samples, "n_samples")
-        if not noise >= 0:  # NaN too
-            raise ValueError(f"noise must be >= 0, got {noise}")
-        self.noise = float(noise)
-        self._rng = seeded_generator(seed)
-        super().__init__(model, layer, batch_size=batch_size)
-
-    @property
-    def variables(self) -> list:
-        """The noise generator's state (tracked when the explainer is exported)."""
-        return [self._rng.state]
-
-    def forward_passes(self) -> float:
-        return 1.0 + self.n_samples
-
-    def derivatives(self, x: tf.Tensor, targets: tf.Tensor):
-        A, logits = self.forward(x)
-        A = tf.cast(A, tf.float32)
-        targets = resolve_targets(logits, targets)
-        sigma = self.noise * (
-            tf.reduce_max(x, axis=[1, 2, 3], keepdims=True) - tf.reduce_min(x, axis=[1, 2, 3], keepdims=True)
-        )
-        d1 = tf.zeros_like(A)
-        d2 = tf.zeros_like(A)
-        d3 = tf.zeros_like(A)
-        for _ in tf.range(self.n_samples):
-            noisy = x + sigma * self._rng.normal(tf.shape(x))
-            _, g, _ = self._gradients(noisy, targets)
-            g2 = g * g
-            d1 += g
-            d2 += g2
-            d3 += g2 * g
-        n = float(self.n_samples)
-        return A, Derivatives(d1 / n, d2 / n, d3 / n)
+    def __init__(self, model: keras.Model, layer=None, n_samples: int = 16, noise: float = 0.15,
+                 seed: Optional[int] = None, batch_size: int = 32):
+        super().__init__(model, layer, batch_size=batch_size, smooth_samples=check_count(n_samples, "n_samples"),
+                         noise=noise, seed=seed)
+        self.n_samples = self.smooth_samples
 
 
 @register("hirescam", gradient=True, title="HiResCAM", family="gradient", cost="1 forward + head backward",
@@ -223,18 +228,22 @@ class LayerCAM(GradientCAM):
     maps are fused by the element-wise maximum.
 
     Args:
-        model, batch_size: as for `GradientCAM`.
+        model, batch_size, smooth_samples, noise, seed: as for `GradientCAM` (SmoothGrad with one layer).
         layer: the feature layer (one-layer Layer-CAM); None for the last 4-D layer.
         layers: several feature layers (names or Layers, shallow to deep) to fuse; exclusive with `layer`.
     """
 
-    def __init__(self, model: keras.Model, layer=None, layers=None, batch_size: int = 32):
+    def __init__(self, model: keras.Model, layer=None, layers=None, batch_size: int = 32, smooth_samples: int = 0,
+                 noise: float = 0.15, seed: Optional[int] = None):
         if layers is not None and layer is not None:
             raise ValueError("give either layer= (one layer) or layers=[...] (fusion), not both")
+        if layers is not None and smooth_samples:
+            raise ValueError("smooth_samples works with one layer; give layer= or smooth_samples=0")
         if layers is not None and (isinstance(layers, (str, keras.layers.Layer)) or len(layers) == 0):
             raise ValueError(f"layers must be a non-empty list of layer names or Layers, got {layers!r}")
         chosen = [model_graph.resolve_layer(model, lyr) for lyr in layers] if layers is not None else None
-        super().__init__(model, chosen[-1] if chosen else layer, batch_size=batch_size)
+        super().__init__(model, chosen[-1] if chosen else layer, batch_size=batch_size, smooth_samples=smooth_samples,
+                         noise=noise, seed=seed)
         self.layers = chosen or [self.layer]
 
     def combine(self, A, d):
