@@ -117,6 +117,8 @@ def references(model, layer, x, targets):
     from xplique.attributions import GradCAM as XGradCAM
     from xplique.attributions import GradCAMPP as XGradCAMPP
     from xplique.attributions import Rise as XRise
+    from xplique.attributions import GradientInput as XGradientInput
+    from xplique.attributions import IntegratedGradients as XIntegratedGradients
     from xplique.attributions import Saliency as XSaliency
 
     n = len(x)
@@ -133,6 +135,9 @@ def references(model, layer, x, targets):
         "scorecam": (lambda xs, ts, k: Scorecam(model, clone=False)(CategoricalScore(list(ts)), xs, penultimate_layer=layer,
                                                                     max_N=k, batch_size=64), None),
         "rise": (None, lambda xs, ts, m: XRise(model, nb_samples=m, batch_size=64).explain(xs, tf.one_hot(ts, model.output_shape[-1]))),
+        "gradinput": (None, lambda: XGradientInput(model, batch_size=n).explain(x, onehot)),
+        "integratedgradients": (None, lambda xs, ts, m: XIntegratedGradients(model, steps=m, batch_size=64, baseline_value=0.0)
+                                .explain(xs, tf.one_hot(ts, model.output_shape[-1]))),
     }
 
 
@@ -189,7 +194,8 @@ def bench_model(model, layer, x, targets, reps, title, plan, gap_model=None, onl
             t_head = head_pass_seconds(model, layer, x, reps)
             floor, floor_text = t_near + (passes - 1) * t_head, f"1 + {passes - 1:g} head"
         tkv, xpl = refs.get(name, (None, None))
-        extra = {"scorecam": options.get("max_channels"), "rise": options.get("n_masks")}.get(name)
+        extra = {"scorecam": options.get("max_channels"), "rise": options.get("n_masks"),
+                 "integratedgradients": options.get("steps")}.get(name)
         if extra is not None:  # the references take the same channel / mask count and image subset
             tkv = tkv and (lambda f=tkv: f(xs, ts, extra))
             xpl = xpl and (lambda f=xpl: f(xs, ts, extra))
@@ -219,7 +225,8 @@ def cnn_plan(name, method):
     """Options and image count per method for the small CNN (64 feature channels, batch 32)."""
     table = {"smoothgradcam++": ({"n_samples": 8}, 32), "scorecam": ({"max_channels": 64}, 32),
              "rise": ({"n_masks": 500}, 32), "sscam": ({"max_channels": 16, "n_samples": 4}, 8),
-             "iscam": ({"max_channels": 16, "n_steps": 4}, 8), "ablationcam": ({}, 32)}
+             "iscam": ({"max_channels": 16, "n_steps": 4}, 8), "ablationcam": ({}, 32),
+             "integratedgradients": ({"steps": 16}, 8)}
     return table.get(name, ({}, 32))
 
 
@@ -228,7 +235,8 @@ def xception_plan(batch):
         """Xception (2048 channels): perturbation methods on 2 images with few channels or masks."""
         table = {"smoothgradcam++": ({"n_samples": 8}, batch), "scorecam": ({"max_channels": 8}, 2),
                  "rise": ({"n_masks": 16}, 2), "sscam": ({"max_channels": 8, "n_samples": 2}, 2),
-                 "iscam": ({"max_channels": 8, "n_steps": 2}, 2), "ablationcam": ({"batch_size": 256}, 2)}
+                 "iscam": ({"max_channels": 8, "n_steps": 2}, 2), "ablationcam": ({"batch_size": 256}, 2),
+                 "integratedgradients": ({"steps": 4}, 2)}
         return table.get(name, ({}, batch))
 
     return plan

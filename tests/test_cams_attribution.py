@@ -110,3 +110,14 @@ def test_smoothgrad_is_an_option_of_every_gradient_cam(name):
     assert cams.make_explainer(name, model, smooth_samples=3).forward_passes() == 4
     if name == "gradcam++":
         np.testing.assert_allclose(cams.SmoothGradCAMPlusPlus(model, n_samples=3, noise=0.3, seed=2)(x, [0, 1]), a, atol=1e-6)
+
+
+def test_integrated_gradients_is_the_same_whatever_steps_go_together():
+    """Path points batched several steps at a time (path_batch) give the one-step-at-a-time sum,
+    also when the chunk does not divide the number of steps."""
+    model, x = conv_gap_dense(size=16), images(3, size=16, seed=9)
+    one = cams.IntegratedGradients(model, steps=7, batch_size=3, path_batch=3)
+    for path_batch in (9, 12, 64):
+        many = cams.IntegratedGradients(model, steps=7, batch_size=3, path_batch=path_batch)
+        assert many.chunk > 1
+        np.testing.assert_allclose(many(x, [0, 1, 2]), one(x, [0, 1, 2]), atol=1e-5)

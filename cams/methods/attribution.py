@@ -126,12 +126,16 @@ class IntegratedGradients(InputAttribution):
     Args:
         steps: m, the points on the straight path from the baseline to x.
         baseline: x' as a number (default 0.0, the black image) or an array broadcastable to one image.
+        path_batch: path points x images per gradient call (the points of several steps go through the
+            model together: max(1, path_batch // batch_size) steps at a time).
         model, signed, smooth_samples, noise, seed, batch_size: see `InputAttribution`.
     """
 
     def __init__(self, model: keras.Model, steps: int = 64, baseline=0.0, signed: bool = False,
-                 smooth_samples: int = 0, noise: float = 0.15, seed: Optional[int] = None, batch_size: int = 32):
+                 smooth_samples: int = 0, noise: float = 0.15, seed: Optional[int] = None, batch_size: int = 32,
+                 path_batch: int = 64):
         self.steps = check_count(steps, "steps")
+        self.chunk = min(self.steps, max(1, check_count(path_batch, "path_batch") // check_count(batch_size, "batch_size")))
         self.baseline = tf.constant(baseline, tf.float32)
         super().__init__(model, signed=signed, smooth_samples=smooth_samples, noise=noise, seed=seed,
                          batch_size=batch_size)
@@ -144,9 +148,14 @@ class IntegratedGradients(InputAttribution):
         _, logits = model_graph.forward(self.model, x)
         targets = resolve_targets(logits, targets)  # the class at x, kept along the whole path
         start = tf.broadcast_to(self.baseline, tf.shape(x))
+        c, n = self.chunk, tf.shape(x)[0]
+        tiled_targets = tf.tile(targets, [c])
         total = tf.zeros_like(x)
-        for k in tf.range(1, self.steps + 1):
-            alpha = (tf.cast(k, tf.float32) - 0.5) / float(self.steps)
-            g, _ = input_gradients(self.model, start + alpha * (x - start), targets)
-            total += g
+        for first in tf.range(0, self.steps, c):
+            k = tf.cast(first + tf.range(c), tf.float32)  # this chunk's steps (0-based); past m they weigh 0
+            alpha = (k + 0.5) / float(self.steps)
+            points = start[None] + alpha[:, None, None, None, None] * (x - start)[None]  # (c, B, H, W, C)
+            g, _ = input_gradients(self.model, tf.reshape(points, tf.concat([[c * n], tf.shape(x)[1:]], 0)), tiled_targets)
+            weight = tf.cast(k < float(self.steps), tf.float32)[:, None, None, None, None]
+            total += tf.reduce_sum(weight * tf.reshape(g, tf.concat([[c], tf.shape(x)], 0)), axis=0)
         return (x - start) * total / float(self.steps)
