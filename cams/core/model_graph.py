@@ -24,13 +24,13 @@ class UnsupportedKerasError(RuntimeError):
 
 
 def supported_versions() -> str:
-    """The Keras and TensorFlow ranges this package declares (its install_requires), e.g. 'keras>=3.3.3,<3.16'."""
+    """The Keras and TensorFlow ranges this package declares (its install_requires), e.g. 'keras>=3.10.0,<3.16'."""
     try:
         reqs = importlib.metadata.requires("keras-cams") or []
     except importlib.metadata.PackageNotFoundError:
         reqs = []
     found = [r.replace(" ", "") for r in reqs if r.split(">")[0].split("<")[0].strip() in ("keras", "tensorflow")]
-    return " ".join(f'"{r}"' for r in sorted(found)) or '"keras>=3.3.3" "tensorflow>=2.16.2"'
+    return " ".join(f'"{r}"' for r in sorted(found)) or '"keras>=3.10.0" "tensorflow>=2.16.2"'
 
 
 def _internals_error(what: str) -> UnsupportedKerasError:
@@ -183,6 +183,28 @@ def _inject_training(op):
     return call
 
 
+def _with_declared_shape(x, graph):
+    """`x` with the static sizes `graph`'s single input declares where `x`'s are unknown (tf.ensure_shape).
+
+    A tf.function traced with (None, None, C) images still runs a model built for (H, W, C) with
+    static shapes, as Keras' own layers expect (Keras 3.3's Flatten cannot reshape an input whose
+    batch and spatial sizes are all unknown). Anything else (a known but different size, another
+    rank, a KerasTensor) is returned as is, for the model to accept or refuse.
+    """
+    inputs = getattr(graph, "inputs", None)
+    if not isinstance(x, tf.Tensor) or not inputs or len(inputs) != 1 or x.shape.rank is None:
+        return x
+    declared, got = tuple(inputs[0].shape), tuple(x.shape)
+    if len(declared) != len(got):
+        return x
+    pairs = list(zip(got[1:], declared[1:]))
+    if any(g is not None and d is not None and g != d for g, d in pairs):
+        return x
+    if not any(g is None and d is not None for g, d in pairs):
+        return x
+    return tf.ensure_shape(x, (None, *declared[1:]))
+
+
 def _replay(model, inputs, tap: _Tap, strip_softmax: bool):
     """Run `model` on `inputs` with the interceptions described in the module docstring."""
     graph = getattr(model, "_functional", None) if isinstance(model, keras.Sequential) else model
@@ -211,7 +233,7 @@ def _replay(model, inputs, tap: _Tap, strip_softmax: bool):
         return _wrap(op, tap, strip_softmax and op is out_op, model)
 
     try:
-        outputs = graph._run_through_graph(inputs, operation_fn=operation_fn)
+        outputs = graph._run_through_graph(_with_declared_shape(inputs, graph), operation_fn=operation_fn)
     except TypeError as err:
         if "operation_fn" in str(err):
             raise _internals_error("the signature of Functional._run_through_graph") from None
@@ -283,6 +305,31 @@ _HEADS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _IDENTITY = "identity"
 
 
+def _reaches_input_only_through(output, cut) -> bool:
+    """True when every path from the KerasTensor `output` back to the graph's inputs goes through the
+    KerasTensor `cut`, so `keras.Model(cut, output)` is a complete graph (no skip connection around `cut`).
+
+    Checked here rather than left to Keras: newer Keras refuses such a cut ("Graph disconnected"), but
+    Keras 3.3 builds it and only fails when it is run (a KeyError in `_run_through_graph`).
+    """
+    stack, seen = [output], set()
+    while stack:
+        tensor = stack.pop()
+        if tensor is cut or id(tensor) in seen:
+            continue
+        seen.add(id(tensor))
+        history = getattr(tensor, "_keras_history", None)
+        operation = getattr(history, "operation", None)
+        if operation is None:  # a graph input (or a tensor of unknown origin): reached around `cut`
+            return False
+        node = operation._inbound_nodes[history.node_index]
+        parents = list(node.input_tensors)
+        if node.is_input or not parents:
+            return False
+        stack.extend(parents)
+    return True
+
+
 def _cut_after(model, layer):
     """keras.Model(output of `layer` in `model`'s own graph, model output); `_IDENTITY` when that
     output is the model's output; None when no such model can be cut."""
@@ -296,8 +343,10 @@ def _cut_after(model, layer):
     if outputs[0][0] is graph.outputs[0]:
         return _IDENTITY
     try:
+        if not _reaches_input_only_through(graph.outputs[0], outputs[0][0]):
+            return None  # a skip connection around `layer`
         return keras.Model(outputs[0][0], graph.outputs[0], name=f"{model.name}_after_{layer.name}")
-    except (ValueError, AttributeError, TypeError, KeyError):
+    except (ValueError, AttributeError, TypeError, KeyError, IndexError):
         return None
 
 
