@@ -31,6 +31,8 @@ EXPLAINERS = {
     "Saliency": "cams.methods.saliency",
     "GradientInput": "cams.methods.attribution",
     "IntegratedGradients": "cams.methods.attribution",
+    "GuidedBackprop": "cams.methods.attribution",
+    "GuidedGradCAM": "cams.methods.attribution",
     "ScoreCAM": "cams.methods.perturbation",
     "RISE": "cams.methods.perturbation",
     "AblationCAM": "cams.methods.ablation",

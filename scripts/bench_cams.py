@@ -118,6 +118,7 @@ def references(model, layer, x, targets):
     from xplique.attributions import GradCAMPP as XGradCAMPP
     from xplique.attributions import Rise as XRise
     from xplique.attributions import GradientInput as XGradientInput
+    from xplique.attributions import GuidedBackprop as XGuidedBackprop
     from xplique.attributions import IntegratedGradients as XIntegratedGradients
     from xplique.attributions import Saliency as XSaliency
 
@@ -136,6 +137,7 @@ def references(model, layer, x, targets):
                                                                     max_N=k, batch_size=64), None),
         "rise": (None, lambda xs, ts, m: XRise(model, nb_samples=m, batch_size=64).explain(xs, tf.one_hot(ts, model.output_shape[-1]))),
         "gradinput": (None, lambda: XGradientInput(model, batch_size=n).explain(x, onehot)),
+        "guidedbackprop": (None, lambda: XGuidedBackprop(model, batch_size=n).explain(x, onehot)),
         "integratedgradients": (None, lambda xs, ts, m: XIntegratedGradients(model, steps=m, batch_size=64, baseline_value=0.0)
                                 .explain(xs, tf.one_hot(ts, model.output_shape[-1]))),
     }

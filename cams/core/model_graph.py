@@ -6,7 +6,10 @@ interceptions and no mutation of the model:
   * a nested model that contains the chosen layer is replayed recursively, so layers inside an
     Xception base of a transfer model can be explained;
   * a final softmax (a Softmax/Activation layer, or a layer built with activation="softmax")
-    is skipped, so scores are pre-softmax logits.
+    is skipped, so scores are pre-softmax logits;
+  * optionally (`after_relu=`), the output of every layer that ends in a plain ReLU (a ReLU or
+    Activation("relu") layer, or a layer built with activation="relu", nested models included)
+    goes through a function, e.g. Guided Backprop's gate on the backward pass.
 """
 from __future__ import annotations
 
@@ -140,6 +143,19 @@ class _LinearView:
         return getattr(self._layer, name)
 
 
+def _is_relu_fn(fn) -> bool:
+    return fn is keras.activations.relu or getattr(fn, "__name__", "") == "relu"
+
+
+def _ends_in_relu(op) -> bool:
+    """True when `op`'s output is a plain ReLU of what it computes (max(z, 0), no cap, slope or threshold)."""
+    if isinstance(op, keras.layers.ReLU):
+        return not op.max_value and not op.negative_slope and not op.threshold
+    if isinstance(op, keras.layers.Activation):
+        return _is_relu_fn(op.activation)
+    return _is_relu_fn(getattr(op, "activation", None))
+
+
 def _without_softmax(op) -> Optional[Callable]:
     """A callable computing `op` minus its final softmax, or None if `op` ends in no softmax."""
     if isinstance(op, keras.layers.Softmax) or type(op).__name__ == "Softmax":
@@ -166,6 +182,8 @@ class _Tap:
     #: further layers whose outputs are recorded (by id) without being replaced
     extra: tuple = ()
     values: Optional[dict] = None
+    #: applied to the output of every layer that ends in a plain ReLU (None: nothing)
+    after_relu: Optional[Callable] = None
 
     def wants(self, op) -> bool:
         return (self.layer is not None and op is self.layer) or any(op is lyr for lyr in self.extra)
@@ -242,10 +260,12 @@ def _replay(model, inputs, tap: _Tap, strip_softmax: bool):
 
 
 def _wrap(op, tap: _Tap, strip_softmax: bool, parent):
-    if _is_container(op) and (strip_softmax or tap.inside(op)):
+    if _is_container(op) and (strip_softmax or tap.inside(op) or tap.after_relu is not None):
         return lambda x, *a, **k: _replay(op, x, tap, strip_softmax)
     stripped = _without_softmax(op) if strip_softmax else None
     fn = stripped if stripped is not None else _inject_training(op)
+    if tap.after_relu is not None and stripped is None and _ends_in_relu(op):
+        fn = (lambda call: lambda *a, **k: tap.after_relu(call(*a, **k)))(fn)
     if tap.wants(op):
         def record(*args, **kwargs):
             out = fn(*args, **kwargs)
@@ -263,19 +283,22 @@ def _wrap(op, tap: _Tap, strip_softmax: bool, parent):
     return fn
 
 
-def forward(model, x, layer=None, on_feature: Optional[Callable] = None, replace: Optional[Callable] = None):
+def forward(model, x, layer=None, on_feature: Optional[Callable] = None, replace: Optional[Callable] = None,
+            after_relu: Optional[Callable] = None):
     """Run `model` on `x` and return (A, logits): the activation of `layer` and pre-softmax scores.
 
     With `layer=None` only the logits are computed and A is None. `on_feature(A)` is called the
     moment A exists (for `tape.watch`, so the backward pass only crosses the head). With
     `replace`, the layers after `layer` receive `replace(A)` (cast to A's dtype) instead of A,
-    e.g. L-CAM-Fm's `a_c * A`; the returned A is still the original activation.
+    e.g. L-CAM-Fm's `a_c * A`; the returned A is still the original activation. With `after_relu`,
+    the output of every layer ending in a plain ReLU (ReLU layers, fused activations, nested models)
+    goes through `after_relu` (the layer itself runs as it is).
     """
     if isinstance(layer, (list, tuple)):
         return forward_layers(model, x, layer, on_feature=on_feature)
     if replace is not None and layer is None:
         raise ValueError("replace needs a layer whose output it replaces")
-    tap = _Tap(layer=layer, on_feature=on_feature, replace=replace)
+    tap = _Tap(layer=layer, on_feature=on_feature, replace=replace, after_relu=after_relu)
     logits = _replay(model, x, tap, strip_softmax=True)
     if layer is not None and tap.value is None:
         raise ValueError(f"layer {layer.name!r} was not reached while running model {model.name!r}")

@@ -1,5 +1,5 @@
-"""Gradient attributions on the input pixels: Gradient x Input and Integrated Gradients, with the
-SmoothGrad option (Smilkov et al., 2017) of averaging over noisy copies of the image.
+"""Gradient attributions on the input pixels: Gradient x Input, Integrated Gradients, Guided Backprop
+and Guided Grad-CAM, with the SmoothGrad option (Smilkov et al., 2017) of averaging over noisy copies.
 
 An attribution a (B, H, W, C) becomes a map by summing over channels: of |a| by default (a map in
 [0, 1] like every explainer's), or of a itself with `signed=True`, scaled by its largest absolute
@@ -159,3 +159,81 @@ class IntegratedGradients(InputAttribution):
             weight = tf.cast(k < float(self.steps), tf.float32)[:, None, None, None, None]
             total += tf.reduce_sum(weight * tf.reshape(g, tf.concat([[c], tf.shape(x)], 0)), axis=0)
         return (x - start) * total / float(self.steps)
+
+
+@tf.custom_gradient
+def positive_gradients_only(y):
+    """Identity whose backward pass keeps only positive gradients. Put after a ReLU y = max(z, 0), the
+    ReLU's own backward pass then gives dy [dy > 0] [z > 0]: Guided Backpropagation's rule
+    (Springenberg et al., ICLR-W 2015), with the layer itself run unchanged."""
+
+    def backward(dy):
+        return dy * tf.cast(dy > 0, dy.dtype)
+
+    return tf.identity(y), backward
+
+
+def guided_gradients(model, x: tf.Tensor, targets: tf.Tensor):
+    """(Guided Backprop's dS/dx float32 (B, H, W, C), resolved targets): the model replayed with
+    `positive_gradients_only` after every ReLU (layers and fused activations, nested models too); the
+    model itself is not changed. The forward values, hence the top-1 classes, are the model's own."""
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+        tape.watch(x)
+        _, logits = model_graph.forward(model, x, after_relu=positive_gradients_only)
+        targets = resolve_targets(logits, targets)
+        scores = target_scores(logits, targets)
+    return tf.cast(tape.gradient(scores, x), tf.float32), targets
+
+
+@register("guidedbackprop", gradient=True, title="Guided Backprop", family="attribution",
+          cost="1 forward + full backward", paper="Springenberg et al., ICLR-W 2015",
+          formula="dS/dx with each ReLU passing back only positive gradients at positive inputs; M = sum_c abs")
+class GuidedBackprop(InputAttribution):
+    """Guided Backpropagation (Springenberg, Dosovitskiy, Brox & Riedmiller, "Striving for Simplicity:
+    The All Convolutional Net", ICLR-W 2015): the gradient dS/dx where every ReLU's backward pass
+    keeps only positive gradients at positive inputs. Adebayo et al. (NeurIPS 2018) found its maps
+    barely change when the model's weights are randomised. See `InputAttribution` for the options."""
+
+    def attribution(self, x, targets):
+        return guided_gradients(self.model, x, targets)[0]
+
+
+@register("guidedgradcam", gradient=True, title="Guided Grad-CAM", family="attribution",
+          cost="1 forward + full backward + head backward", paper="Selvaraju et al., ICCV 2017",
+          formula="M = (sum_c abs(Guided Backprop_c)) * up(Grad-CAM), element-wise")
+class GuidedGradCAM(InputAttribution):
+    """Guided Grad-CAM (Selvaraju et al., ICCV 2017): Guided Backprop multiplied element-wise by the
+    Grad-CAM map upsampled to the input (bilinear, min-max normalised): M = G * up(L_Grad-CAM), with
+    G = sum_c |Guided Backprop_c| (signed=True: sum_c Guided Backprop_c, scaled into [-1, 1]).
+
+    Args:
+        layer: Grad-CAM's feature layer (a name, a Layer, or None for the last 4-D layer).
+        model, signed, smooth_samples, noise, seed, batch_size: see `InputAttribution` (SmoothGrad
+            averages the guided gradients).
+    """
+
+    def __init__(self, model: keras.Model, layer=None, signed: bool = False, smooth_samples: int = 0,
+                 noise: float = 0.15, seed: Optional[int] = None, batch_size: int = 32):
+        from cams.methods.gradient import GradCAM
+
+        self.gradcam = GradCAM(model, layer=layer, batch_size=batch_size)
+        self.layer = self.gradcam.layer
+        super().__init__(model, signed=signed, smooth_samples=smooth_samples, noise=noise, seed=seed,
+                         batch_size=batch_size)
+
+    def forward_passes(self) -> float:
+        """Guided Backprop's passes, Grad-CAM's one, and with SmoothGrad one more to fix the class."""
+        return super().forward_passes() + 1.0 + (self.smooth_samples > 0)
+
+    def attribution(self, x, targets):
+        return guided_gradients(self.model, x, targets)[0]
+
+    def _explain_batch(self, x, targets):
+        if self.smooth_samples == 0:
+            a, targets = guided_gradients(self.model, x, targets)  # the class both factors explain
+        else:
+            _, logits = model_graph.forward(self.model, x)
+            targets = resolve_targets(logits, targets)
+            a = self.smoothed(x, targets)
+        guided = tf.reduce_sum(a if self.signed else tf.abs(a), axis=-1)
+        return guided * self.gradcam.explain_tensor(x, targets)
