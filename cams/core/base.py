@@ -32,6 +32,12 @@ def seeded_generator(seed=None) -> tf.random.Generator:
     return tf.random.Generator.from_seed(seed) if seed is not None else tf.random.Generator.from_non_deterministic_state()
 
 
+def noisy_copy(x: tf.Tensor, noise: float, rng: tf.random.Generator) -> tf.Tensor:
+    """x + N(0, sigma^2) with sigma = noise * (max x - min x) per image (SmoothGrad, Smilkov et al., 2017)."""
+    span = tf.reduce_max(x, axis=[1, 2, 3], keepdims=True) - tf.reduce_min(x, axis=[1, 2, 3], keepdims=True)
+    return x + noise * span * rng.normal(tf.shape(x))
+
+
 def normalize_maps(maps: tf.Tensor) -> tf.Tensor:
     """Per-map min-max normalisation to [0, 1]; a constant map becomes all zeros (never NaN)."""
     maps = tf.cast(maps, tf.float32)

@@ -14,7 +14,7 @@ import keras
 import tensorflow as tf
 
 from cams.core import model_graph
-from cams.core.base import Explainer, normalize_maps, resolve_targets, seeded_generator, target_scores
+from cams.core.base import Explainer, noisy_copy, normalize_maps, resolve_targets, seeded_generator, target_scores
 from cams.core.inputs import check_count
 from cams.methods.registry import register
 
@@ -81,10 +81,9 @@ class InputAttribution(Explainer):
             return self.attribution(x, targets)
         _, logits = model_graph.forward(self.model, x)
         targets = resolve_targets(logits, targets)  # the clean image's class for every noisy copy
-        sigma = self.noise * (tf.reduce_max(x, axis=[1, 2, 3], keepdims=True) - tf.reduce_min(x, axis=[1, 2, 3], keepdims=True))
         total = tf.zeros_like(x, tf.float32)
         for _ in tf.range(self.smooth_samples):
-            total += self.attribution(x + sigma * self._rng.normal(tf.shape(x)), targets)
+            total += self.attribution(noisy_copy(x, self.noise, self._rng), targets)
         return total / float(self.smooth_samples)
 
     def _explain_batch(self, x: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:

@@ -13,7 +13,8 @@ import keras
 import tensorflow as tf
 
 from cams.core import model_graph
-from cams.core.base import LayerExplainer, normalize_maps, resize_maps, resolve_targets, seeded_generator, target_scores
+from cams.core.base import (LayerExplainer, noisy_copy, normalize_maps, resize_maps, resolve_targets, seeded_generator,
+                            target_scores)
 from cams.core.inputs import check_count
 from cams.methods.registry import register
 
@@ -122,13 +123,10 @@ class GradientCAM(LayerExplainer):
             return A, self._orders(g)
         A, logits = self.forward(x)
         targets = resolve_targets(logits, targets)
-        sigma = self.noise * (
-            tf.reduce_max(x, axis=[1, 2, 3], keepdims=True) - tf.reduce_min(x, axis=[1, 2, 3], keepdims=True)
-        )
         A = tf.cast(A, tf.float32)
         d1, d2, d3 = tf.zeros_like(A), tf.zeros_like(A), tf.zeros_like(A)
         for _ in tf.range(self.smooth_samples):
-            _, g, _ = self._gradients(x + sigma * self._rng.normal(tf.shape(x)), targets)
+            _, g, _ = self._gradients(noisy_copy(x, self.noise, self._rng), targets)
             d1 += g
             if self.higher_orders:  # a Python constant: traced once either way
                 d2 += g * g

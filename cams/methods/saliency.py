@@ -4,7 +4,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from cams.core.base import Explainer, resolve_targets, seeded_generator, target_scores
+from cams.core.base import Explainer, noisy_copy, resolve_targets, seeded_generator, target_scores
 from cams.core import model_graph
 from cams.methods.registry import register
 
@@ -44,8 +44,7 @@ class Saliency(Explainer):
         sal, targets = self._abs_grad(x, targets)
         if self.smooth_samples == 0:
             return sal
-        sigma = self.noise * (tf.reduce_max(x, axis=[1, 2, 3], keepdims=True) - tf.reduce_min(x, axis=[1, 2, 3], keepdims=True))
         total = tf.zeros_like(sal)
         for _ in tf.range(self.smooth_samples):
-            total += self._abs_grad(x + sigma * self._rng.normal(tf.shape(x)), targets)[0]
+            total += self._abs_grad(noisy_copy(x, self.noise, self._rng), targets)[0]
         return total / float(self.smooth_samples)
