@@ -14,7 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .digits import DigitData, check_utf8
+from cams.core.files import read_utf8
+
+from .digits import UTF8_FIX, DigitData
 from .errors import BengaliXAIError
 
 EKUSH_FILES = ("maleDigits.csv", "femaleDigits.csv")
@@ -79,7 +81,7 @@ def read_ekush_csv(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise BengaliXAIError(f"{path}: no such file; expected an Ekush digit CSV such as maleDigits.csv")
-    check_utf8(path)
+    read_utf8(path, UTF8_FIX)  # a one-line error before pandas/csv meet a byte they cannot decode
     header, first_row = _read_header(path)
     if header is not None and len(header) != N_COLUMNS:
         raise BengaliXAIError(

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .digits import IMAGE_SHAPE, NUM_CLASSES, DigitData, check_utf8, stratified_indices
+from cams.core.files import read_utf8
+
+from .digits import IMAGE_SHAPE, NUM_CLASSES, UTF8_FIX, DigitData, stratified_indices
 from .errors import BengaliXAIError
 
 SUBSETS = tuple(f"training-{c}" for c in "abcde")
@@ -50,7 +52,7 @@ def find_subsets(root: str | os.PathLike) -> list[tuple[Path, Path]]:
 def read_labels(csv_path: str | os.PathLike, folder: str | os.PathLike) -> list[tuple[Path, int]]:
     """(image path, digit) pairs from one NumtaDB CSV; errors name the file, row and column."""
     csv_path, folder = Path(csv_path), Path(folder)
-    check_utf8(csv_path)
+    read_utf8(csv_path, UTF8_FIX)
     with open(csv_path, newline="", encoding="utf-8-sig") as fh:
         reader = csv.reader(fh)
         header = next(reader, None)

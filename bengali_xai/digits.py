@@ -6,12 +6,14 @@ Imports no loader, so the loaders (data_ekush, data_numtadb, synthetic) and the 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .errors import BengaliXAIError
+
+#: the fix named when a label or pixel CSV is not UTF-8 (cams.core.files.read_utf8)
+UTF8_FIX = "save it as UTF-8 (e.g. a spreadsheet's 'CSV UTF-8' format)"
 
 IMAGE_SHAPE = (28, 28, 1)
 NUM_CLASSES = 10
@@ -67,21 +69,3 @@ def stratify_labels(y: np.ndarray) -> np.ndarray | None:
     """`y` for scikit-learn's `stratify=`, or None when some class has a single sample (it cannot be split)."""
     counts = np.bincount(y)
     return y if counts[counts > 0].min() >= 2 else None
-
-
-def check_utf8(path: str | Path) -> None:
-    """Refuse a label or pixel file that is not UTF-8 text, with one line naming it (the readers use UTF-8).
-
-    Args:
-        path: the CSV file.
-
-    Raises:
-        BengaliXAIError: the file, the first byte that is not UTF-8 and its line, and the fix.
-    """
-    data = Path(path).read_bytes()
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = data[:err.start].count(b"\n") + 1
-        raise BengaliXAIError(f"{path}: not UTF-8 text (byte 0x{data[err.start]:02x} on line {line}); save it "
-                              f"as UTF-8 (e.g. a spreadsheet's 'CSV UTF-8' format)") from None

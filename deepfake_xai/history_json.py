@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from cams.core.files import read_utf8
+
 SERIES = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")
 
 
@@ -50,12 +52,7 @@ def read_runs(path: str | os.PathLike) -> list[dict]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"training JSON not found: {path} (train first, or pass -j PATH)")
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{path} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); a training "
-                         f"JSON is UTF-8, as train writes it") from None
+    text = read_utf8(path, "a training JSON is UTF-8, as train writes it")
     try:
         data = json.loads(text)
     except ValueError as exc:

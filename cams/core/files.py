@@ -92,6 +92,26 @@ def write_csv(path: str | os.PathLike, header: Sequence[str], rows: Iterable[Seq
     return Path(path)
 
 
+def read_utf8(path: str | os.PathLike, fix: str = "save it as UTF-8") -> str:
+    """The text of `path` decoded as UTF-8 (a byte-order mark dropped).
+
+    Args:
+        path: the text file (labels, CSV, JSON).
+        fix: what the user should do when it is not UTF-8, for the message.
+
+    Returns:
+        The text.
+
+    Raises:
+        ValueError: `<path>: not UTF-8 text (byte 0xe9 at offset 11); <fix>`.
+    """
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start}); {fix}") from None
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
     """Write `obj` as indented JSON atomically."""
     return write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")

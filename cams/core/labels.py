@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import List, Optional, Sequence
 
+from cams.core.files import read_utf8
+
 IMAGENET_CLASSES = 1000
 IMAGENET_INDEX_URL = "https://storage.googleapis.com/download.tensorflow.org/data/imagenet_class_index.json"
 IMAGENET_INDEX_HASH = "c2c37ea517e94d9795004a39431a14cb"
@@ -45,11 +47,7 @@ def read_class_names(path) -> List[str]:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: no such labels file (one class name per line, or a JSON list)")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise ValueError(f"{path}: not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start}); "
-                         "save the labels file as UTF-8") from None
+    text = read_utf8(path, "save the labels file as UTF-8")
     if path.suffix.lower() == ".json" or text.lstrip()[:1] in ("[", "{"):
         try:
             return _names_from_json(json.loads(text), path)
