@@ -3,12 +3,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from cams.cli.common import (add_image_options, add_labels_option, add_methods_option, class_names, explainers_for,
-                              images_for, load_model)
+from cams.cli.common import (add_image_options, add_labels_option, add_methods_option, add_unsafe_option, class_names,
+                              explainers_for, images_for, load_model)
 from cams.cli.errors import positive_int
-from cams.cli.common import add_unsafe_option
 
 
 BEAM_RUNNERS = ("DirectRunner", "DataflowRunner", "FlinkRunner", "SparkRunner")
