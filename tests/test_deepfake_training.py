@@ -73,7 +73,7 @@ def test_resumable_continues_after_an_interruption_with_history_and_best_thresho
     logs, counter = [], _Count()
     callbacks, state = ct.resumable(backup, 5, fingerprint={"lr": 0.01}, best_path=best, extra_eval={"test": ds},
                                     log=logs.append)
-    checkpoint = next(c for c in callbacks if isinstance(c, keras.callbacks.ModelCheckpoint))
+    checkpoint = next(c for c in callbacks if isinstance(c, ct.AtomicModelCheckpoint))
     assert checkpoint.best == max(saved["history"]["val_accuracy"])  # the earlier epochs' best is the threshold
     fresh.fit(ds, epochs=5, validation_data=ds, callbacks=[*callbacks, counter], verbose=0)
     assert counter.epochs == [2, 3, 4]        # only the remaining epochs ran

@@ -18,6 +18,7 @@ import keras
 from cams.core.files import TEMP_PREFIX, write_json
 from cams.core.outputs import describe_changes, remove_temporary
 from cams.core.run_state import RunState
+from cams.training.checkpoint import AtomicModelCheckpoint
 
 #: the file that marks a backup folder as a resumable job's (RunState's JSON)
 MARKER = "run_state.json"
@@ -174,7 +175,7 @@ def resumable(backup_dir, epochs: int, fingerprint: Any = None, extra: Mapping[s
               hint: str = "choose another backup folder"):
     """Callbacks for `model.fit` that resume an interrupted run: ([callbacks], RunState).
 
-    [EvaluateEachEpoch(extra_eval)], [ModelCheckpoint(best_path, save_best_only, monitor, mode)],
+    [EvaluateEachEpoch(extra_eval)], [AtomicModelCheckpoint(best_path, save_best_only, monitor, mode)],
     RunState(backup_dir/run_state.json), OwnedBackupAndRestore(backup_dir). Rerunning the same
     command after an interruption (Ctrl-C, SIGKILL, preemption) continues after the last finished
     epoch with the weights, optimizer state and history of that epoch; the best checkpoint keeps the
@@ -185,8 +186,11 @@ def resumable(backup_dir, epochs: int, fingerprint: Any = None, extra: Mapping[s
         epochs: the run's epochs (for the message).
         fingerprint: any JSON-able description of the settings; a saved run with another one stops
             with a ValueError naming the folder, the differences and `restart_option`.
-        extra, on_update: RunState's free data and per-epoch hook.
-        best_path, monitor, mode: the best checkpoint (None: none).
+        extra: RunState's free data.
+        on_update: RunState's per-epoch hook.
+        best_path: the best checkpoint's file (None: none).
+        monitor: the quantity the best checkpoint watches.
+        mode: "min" or "max" for `monitor`.
         extra_eval: {name: dataset} evaluated each epoch (logs `<name>_<metric>`).
         log: where the resume / restart messages go (None: nowhere).
         restart: discard the job's own saved state (never other files) and start over.
@@ -207,7 +211,7 @@ def resumable(backup_dir, epochs: int, fingerprint: Any = None, extra: Mapping[s
     callbacks: list[keras.callbacks.Callback] = [EvaluateEachEpoch(extra_eval)] if extra_eval else []
     if best_path is not None:
         _, best = state.best(monitor, mode)
-        callbacks.append(keras.callbacks.ModelCheckpoint(str(best_path), monitor=monitor, mode=mode,
-                                                         save_best_only=True, initial_value_threshold=best))
+        callbacks.append(AtomicModelCheckpoint(str(best_path), monitor=monitor, mode=mode, save_best_only=True,
+                                               initial_value_threshold=best))
     callbacks += [state, OwnedBackupAndRestore(backup_dir, own_files, restart_option)]
     return callbacks, state
