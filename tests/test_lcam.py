@@ -279,6 +279,26 @@ def test_save_load_round_trip_and_classifier_checks(trained, tmp_path):
         cams.LCAM.load(tmp_path / "bad.npz", model)
 
 
+def test_the_keras_file_holds_the_same_attention_and_loads_like_the_npz(trained, tmp_path):
+    """`.keras` beside `.npz`: LCAM.load reads both to the same maps, and Keras alone opens the file
+    as a model computing the attention logits F W + b (paper Eq. 3) of any feature map."""
+    from cams.core import model_graph
+
+    model, x, _, lcams = trained
+    lc = lcams["img"]
+    npz, kfile = lc.save(tmp_path / "img.npz"), lc.save(tmp_path / "img.keras")
+    from_keras = cams.LCAM.load(kfile, model)
+    assert from_keras.mode == "img" and from_keras.history["loss"] == pytest.approx(lc.history["loss"])
+    np.testing.assert_array_equal(from_keras(x), cams.LCAM.load(npz, model)(x))
+    attention = keras.saving.load_model(kfile)
+    features, _ = model_graph.forward(model, x[:4], lc.layer)
+    expected = np.einsum("nhwk,kc->nhwc", features.numpy(), lc.kernel.numpy()) + lc.bias.numpy()
+    np.testing.assert_allclose(attention(features).numpy(), expected, rtol=1e-5, atol=1e-5)
+    model.save(tmp_path / "classifier.keras")  # another .keras model is not an L-CAM file
+    with pytest.raises(ValueError, match="classifier.keras: not an L-CAM file"):
+        cams.LCAM.load(tmp_path / "classifier.keras", model)
+
+
 def test_savedmodel_returns_probabilities_and_the_same_maps(trained, tmp_path):
     model, x, _, lcams = trained
     lc = lcams["img"]

@@ -41,8 +41,9 @@ def test_train_then_eval_writes_table1(saved, capsys):
     hist = json.loads((root / "img.history.json").read_text())
     assert hist["method"] == "L-CAM-Img" and len(hist["loss"]) == 2 and len(hist["tv"]) == 2
     assert cams.LCAM.read_meta(root / "fm.npz")["settings"]["labels"] == "dataset"
+    assert cams.LCAM.read_meta(root / "fm.keras")["settings"]["labels"] == "dataset"  # the .keras beside it
     code = main(["lcam-eval", "--model", str(root / "m.keras"), "--images", str(root / "imgs"),
-                 "--lcam", f"{root / 'img.npz'},{root / 'fm.npz'}", "--rise-masks", "16",
+                 "--lcam", f"{root / 'img.npz'},{root / 'fm.keras'}", "--rise-masks", "16",
                  "--out", str(root / "eval"), "-q"])
     captured = capsys.readouterr()
     assert code == 0, captured.err

@@ -92,14 +92,15 @@ def _backup_hint(args) -> str:
 
 def _claim_outputs(out: Path, backup: Path, args):
     """The OutputFolder of --out's folder, after refusing a user file where lcam-train writes
-    (<out>.npz/.csv/.history.json, --export, the backup folder); the export's name in the manifest."""
+    (<out>.npz/.keras/.csv/.history.json, --export, the backup folder); the export's name in the manifest."""
     import os
 
     from cams.core.outputs import OutputFolder
     from cams.training.resume import check_backup
 
     outs = OutputFolder(out.parent, job=f"lcam-train.{out.name}", command="cams lcam-train")
-    outs.claim([out.name, out.with_suffix(".csv").name, out.with_suffix(".history.json").name])
+    outs.claim([out.name, out.with_suffix(".keras").name, out.with_suffix(".csv").name,
+                out.with_suffix(".history.json").name])
     export = None
     if args.export:
         path = Path(args.export)
@@ -164,7 +165,8 @@ def cmd_train(args) -> int:
     steps = args.steps_per_epoch or -(-n // args.batch_size)
     outs.settings = _settings(args, out, model, paths, labels, steps)
     callbacks = _callbacks(out, backup, outs.settings, args)
-    outs.record(out.name, out.with_suffix(".csv").name, out.with_suffix(".history.json").name)
+    outs.record(out.name, out.with_suffix(".keras").name, out.with_suffix(".csv").name,
+                out.with_suffix(".history.json").name)
     lcam = LCAM.train(
         model, stream, mode=args.mode, layer=args.layer, epochs=args.epochs, learning_rate=args.learning_rate,
         labels=args.labels, loss=args.loss, batch_size=args.batch_size, lr_decay=args.lr_decay, seed=args.seed,
@@ -172,10 +174,11 @@ def cmd_train(args) -> int:
         history_path=backup / HISTORY, steps_per_execution=args.steps_per_execution,
     )
     lcam.save(out)
+    lcam.save(out.with_suffix(".keras"))  # the same attention as a Keras model; LCAM.load reads either
     hist = write_json(out.with_suffix(".history.json"), {"method": lcam.name, "images": n, **lcam.history})
     print(f"trained {lcam.name} on {n} images at layer {lcam.layer_name!r} ({args.epochs} epochs of {steps} steps, "
           f"{strategy.num_replicas_in_sync} replica(s))")
-    print(f"L-CAM:    {out}")
+    print(f"L-CAM:    {out} (and {out.with_suffix('.keras').name})")
     print(f"history:  {hist}")
     print(f"log:      {out.with_suffix('.csv')}")
     if args.export:
@@ -277,7 +280,8 @@ def _add_train(subparsers) -> None:
                         "fm: L-CAM-Fm (mask multiplies the feature maps). Default img")
     p.add_argument("--out", required=True,
                    help="output .npz file (the classifier is not stored in it), rewritten after every epoch; beside "
-                        "it <out>.csv (the epoch log) and <out>.history.json. A file of these names that lcam-train "
+                        "it <out>.keras (the same attention as a Keras model, after training), <out>.csv (the epoch log) and "
+                        "<out>.history.json. A file of these names that lcam-train "
                         "did not write for this --out is refused")
     p.add_argument("--layer", default=None, help="feature layer (default: the last layer with a 4-D output; see `cams layers`)")
     p.add_argument("--epochs", type=positive_int, default=8, help="training epochs (default 8, as the official VGG-16 script)")
@@ -344,7 +348,7 @@ def _add_eval(subparsers) -> None:
     )
     add_image_options(p)
     p.add_argument("--lcam", required=True, nargs="+",
-                   help="L-CAM .npz files from `cams lcam-train` (comma- or space-separated), trained on --model")
+                   help="L-CAM .npz or .keras files from `cams lcam-train` (comma- or space-separated), trained on --model")
     p.add_argument("--out", required=True,
                    help="output folder (new, or one written by lcam-eval: its earlier results are replaced; "
                         "a file of yours where a result goes is refused, see --overwrite)")

@@ -37,19 +37,25 @@ def initial_weights(channels: int, classes: int, seed: Optional[int] = None):
             rng.uniform(-bound, bound, (classes,)).astype(np.float32))
 
 
+@keras.saving.register_keras_serializable(package="cams")
 class Attention(keras.layers.Layer):
     """The 1x1 conv attention: `Attention(K, C, kernel, bias)(features) -> (N, h, w, C)` float32 logits.
 
     Args:
         channels: K, the feature layer's channels.
         classes: C, the classifier's classes.
-        kernel, bias: initial weights (K, C) and (C,) (see `initial_weights`).
+        kernel: initial weights (K, C) (see `initial_weights`); None: zeros (a `.keras` file then
+            loads its saved weights into them).
+        bias: initial biases (C,); None: zeros.
+        description: free text kept in the layer's config (the L-CAM file's JSON description).
     """
 
-    def __init__(self, channels: int, classes: int, kernel, bias, **kwargs):
+    def __init__(self, channels: int, classes: int, kernel=None, bias=None, description: str = "", **kwargs):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
-        self.channels, self.classes = int(channels), int(classes)
+        self.channels, self.classes, self.description = int(channels), int(classes), str(description)
+        kernel = np.zeros((self.channels, self.classes)) if kernel is None else kernel
+        bias = np.zeros((self.classes,)) if bias is None else bias
         kernel, bias = np.asarray(kernel, np.float32), np.asarray(bias, np.float32)
         if kernel.shape != (self.channels, self.classes) or bias.shape != (self.classes,):
             raise ValueError(
@@ -79,4 +85,5 @@ class Attention(keras.layers.Layer):
         return tf.sigmoid(self.class_logits(features, classes))
 
     def get_config(self):
-        return {**super().get_config(), "channels": self.channels, "classes": self.classes}
+        return {**super().get_config(), "channels": self.channels, "classes": self.classes,
+                "description": self.description}

@@ -201,15 +201,18 @@ class LCAM(LayerExplainer):
 
     # ------------------------------------------------------------------ files
     def save(self, path) -> Path:
-        """Write the attention weights and the classifier's description to one .npz (atomically).
+        """Write the attention weights and the classifier's description to one file (atomically).
 
-        The classifier itself is not stored: load with `LCAM.load(path, model)`.
+        A path ending in `.keras` gets a Keras model of the attention (features -> class logits,
+        loadable by `keras.saving.load_model` once `cams.methods.lcam` is imported); any other, the
+        `.npz`. The classifier itself is not stored: load either with `LCAM.load(path, model)`.
         """
         if not hasattr(self, "_fingerprint"):  # the classifier is frozen: hash its weights once
             self._fingerprint = fileformat.model_fingerprint(self.model)
         meta = fileformat.describe(self.model, self.layer_name, self.channels, self.mode, self.loss,
                                    self.history, self.settings, self._fingerprint)
-        return fileformat.write(path, self.kernel.numpy(), self.bias.numpy(), meta)
+        write = fileformat.write_keras if Path(path).suffix == ".keras" else fileformat.write
+        return write(path, self.kernel.numpy(), self.bias.numpy(), meta)
 
     @staticmethod
     def read_meta(path) -> dict:

@@ -1,8 +1,10 @@
-"""The L-CAM file: one .npz with the attention weights and a description of the classifier.
+"""The L-CAM file: the attention weights and a description of the classifier, in one of two forms.
 
-    kernel (K, C) float32, bias (C,) float32, meta = JSON string:
+`.npz`: kernel (K, C) float32, bias (C,) float32, meta = JSON string:
     {"format": "cams.LCAM", "version": 1, "mode", "loss", "layer", "channels", "classes",
      "input_shape", "model_name", "model_fingerprint", "history", "settings"}
+`.keras`: a Keras model (N, h, w, K) -> (N, h, w, C) holding the `Attention` layer, whose config
+keeps the same JSON as its `description`; `keras.saving.load_model` opens it on its own.
 
 The classifier itself is not stored; `check_model` refuses a classifier that lacks the layer, has
 other shapes or classes, or (strict) other weights (sha256 fingerprint of its weights).
@@ -52,12 +54,38 @@ def write(path, kernel: np.ndarray, bias: np.ndarray, meta: dict) -> Path:
                     meta=np.array(json.dumps(meta)))
 
 
+def write_keras(path, kernel: np.ndarray, bias: np.ndarray, meta: dict) -> Path:
+    """Write the attention as a `.keras` model (atomically; cams.training.save_model_atomic's way)."""
+    from cams.core.files import atomic_path
+    from cams.methods.lcam.attention import Attention
+
+    kernel = np.asarray(kernel, np.float32)
+    features = keras.Input((None, None, kernel.shape[0]), name="features")
+    layer = Attention(kernel.shape[0], kernel.shape[1], kernel, bias, description=json.dumps(meta), name="lcam_attention")
+    with atomic_path(path, suffix=".keras") as tmp:
+        keras.Model(features, layer(features), name="lcam").save(tmp)
+    return Path(path)
+
+
+def _read_keras(p: Path) -> tuple[dict, dict]:
+    from cams.methods.lcam.attention import Attention
+
+    model = keras.saving.load_model(p, compile=False)
+    layer = next(layer for layer in model.layers if isinstance(layer, Attention))
+    return json.loads(layer.description), {"kernel": layer.kernel.numpy(), "bias": layer.bias.numpy()}
+
+
 def read(path) -> tuple[dict, dict]:
-    """(meta, {"kernel", "bias"}) of an L-CAM file; ValueError naming the file if it is not one."""
+    """(meta, {"kernel", "bias"}) of an L-CAM file (.npz or .keras); ValueError naming the file if it is not one."""
     p = Path(path)
     if not p.is_file():
         raise ValueError(f"{p}: no such L-CAM file")
     try:
+        if p.suffix == ".keras":
+            meta, arrays = _read_keras(p)
+            if meta.get("format") != FORMAT:
+                raise ValueError("no L-CAM description")
+            return meta, arrays
         with np.load(p, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
             arrays = {"kernel": data["kernel"], "bias": data["bias"]}
