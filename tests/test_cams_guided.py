@@ -92,3 +92,24 @@ def test_guided_gradcam_is_guided_backprop_times_gradcam():
     top = model.predict(x, verbose=0).argmax(1)
     np.testing.assert_allclose(cams.GuidedGradCAM(model)(x), cams.GuidedGradCAM(model)(x, top), atol=1e-6)
     assert cams.GuidedGradCAM(model, layer="conv1").layer.name == "conv1"
+
+
+def test_guided_gradcam_runs_under_op_determinism():
+    """Op determinism (which the apps turn on for reproducible training) refuses fresh-entropy random
+    generators; an explainer built without a seed must still run there (in its own process)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import os; os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+        import keras, numpy as np, tensorflow as tf, cams
+        keras.utils.set_random_seed(0); tf.config.experimental.enable_op_determinism()
+        inp = keras.Input((16, 16, 3)); x = keras.layers.Conv2D(4, 3, activation="relu", name="feat")(inp)
+        m = keras.Model(inp, keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(x)))
+        x = np.random.default_rng(0).random((2, 16, 16, 3)).astype("float32")
+        print(cams.GuidedGradCAM(m)(x).shape, cams.GradCAM(m, smooth_samples=2)(x).shape)
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    assert proc.stdout.split() == ["(2,", "16,", "16)", "(2,", "16,", "16)"]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from cams.cli.errors import finite_float, positive_int
+from cams.cli.errors import finite_float, nonnegative_int, positive_int
 
 
 def add_image_options(p, limit: bool = True) -> None:
@@ -94,3 +94,64 @@ def explainers_for(model, args) -> dict:
     return registry.build_explainers(model, chosen, layer=args.layer, trained_file=args.lcam)
 
 
+
+
+def add_target_options(p) -> None:
+    """--target CLASS and --target-mask FILE: what to explain instead of the top-1 class."""
+    p.add_argument("--target", type=nonnegative_int, default=None, metavar="CLASS",
+                   help="explain this class instead of the top-1 prediction; for a segmentation model (output "
+                        "N x h x w x categories) the category whose pre-softmax scores are summed over --target-mask "
+                        "(default: over the pixels predicted as it)")
+    p.add_argument("--target-mask", default=None, metavar="FILE",
+                   help="with --target on a segmentation model: the pixels to explain, an image (nonzero = inside, "
+                        "any size) or a .npy (H, W) array")
+
+
+def read_target_mask(path: str):
+    """The (H, W) float32 mask in FILE (.npy array, or an image whose nonzero pixels are inside)."""
+    import numpy as np
+
+    try:
+        if str(path).lower().endswith(".npy"):
+            mask = np.load(path, allow_pickle=False)
+        else:
+            import imageio.v3 as iio
+
+            mask = iio.imread(path)
+    except Exception as err:  # noqa: BLE001 - image decoders raise many kinds (struct.error, OSError, ...)
+        raise ValueError(f"--target-mask {path}: cannot read it as an image or a .npy array "
+                         f"({type(err).__name__}: {err})") from None
+    mask = np.asarray(mask)
+    if mask.ndim == 3:
+        mask = mask[..., :3].max(axis=-1)
+    if mask.ndim != 2 or not np.issubdtype(mask.dtype, np.number) or not (mask != 0).any():
+        raise ValueError(f"--target-mask {path}: need a non-empty (H, W) mask (nonzero = inside), got shape {mask.shape}")
+    return (mask != 0).astype(np.float32)
+
+
+def target_for(model, args):
+    """The `targets=` for --target / --target-mask: None (the top-1 class), a class index, or a
+    `cams.targets.Segmentation` for a model whose output is a segmentation map (N, h, w, categories)."""
+    from cams.core.dense_targets import Segmentation
+    from cams.core.targets import output_info
+
+    target, mask_path = getattr(args, "target", None), getattr(args, "target_mask", None)
+    info = output_info(model)
+    dense = len(info.shapes) == 1 and len(info.shapes[0]) == 4
+    if mask_path is not None and target is None:
+        raise ValueError("--target-mask needs --target CLASS, the category to explain over the mask")
+    if len(info.shapes) != 1:
+        raise ValueError(f"--model has {len(info.shapes)} outputs ({info.describe()}); the command line explains "
+                         "one-output models: use the Python API with cams.targets.Output(name, target)")
+    if dense:
+        if target is None:
+            raise ValueError(f"--model outputs a segmentation map {info.shapes[0]}: give --target CATEGORY "
+                             "(and optionally --target-mask FILE)")
+        return Segmentation(target, read_target_mask(mask_path) if mask_path else None)
+    if mask_path is not None:
+        raise ValueError(f"--target-mask applies to segmentation models; --model outputs {info.shapes[0]}, "
+                         "so give --target CLASS alone")
+    if target is not None and info.shapes[0][-1] is not None and target >= info.shapes[0][-1]:
+        raise ValueError(f"--target {target} is out of range: the model has {info.shapes[0][-1]} classes "
+                         f"(0..{info.shapes[0][-1] - 1})")
+    return target

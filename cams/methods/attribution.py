@@ -14,7 +14,8 @@ import keras
 import tensorflow as tf
 
 from cams.core import model_graph
-from cams.core.base import Explainer, noisy_copy, normalize_maps, resolve_targets, seeded_generator, target_scores
+from cams.core.base import (Explainer, noisy_copy, normalize_maps, resolve_targets, seeded_generator, target_scores,
+                            tile_targets)
 from cams.core.inputs import check_count
 from cams.methods.registry import register
 
@@ -29,7 +30,7 @@ def input_gradients(model, x: tf.Tensor, targets: tf.Tensor):
     """(dS/dx float32 (B, H, W, C), resolved targets) for the target logits S of `model` at `x`."""
     with tf.GradientTape(watch_accessed_variables=False) as tape:
         tape.watch(x)
-        _, logits = model_graph.forward(model, x)
+        _, logits = model_graph.forward(model, x, all_outputs=True)
         targets = resolve_targets(logits, targets)
         scores = target_scores(logits, targets)
     return tf.cast(tape.gradient(scores, x), tf.float32), targets
@@ -79,7 +80,7 @@ class InputAttribution(Explainer):
         """The attribution of the clean top-1 (or given) targets, averaged over noisy copies if asked."""
         if self.smooth_samples == 0:
             return self.attribution(x, targets)
-        _, logits = model_graph.forward(self.model, x)
+        _, logits = model_graph.forward(self.model, x, all_outputs=True)
         targets = resolve_targets(logits, targets)  # the clean image's class for every noisy copy
         total = tf.zeros_like(x, tf.float32)
         for _ in tf.range(self.smooth_samples):
@@ -127,7 +128,12 @@ class IntegratedGradients(InputAttribution):
         baseline: x' as a number (default 0.0, the black image) or an array broadcastable to one image.
         path_batch: path points x images per gradient call (the points of several steps go through the
             model together: max(1, path_batch // batch_size) steps at a time).
-        model, signed, smooth_samples, noise, seed, batch_size: see `InputAttribution`.
+        model: see `InputAttribution`.
+        signed: see `InputAttribution`.
+        smooth_samples: see `InputAttribution`.
+        noise: see `InputAttribution`.
+        seed: see `InputAttribution`.
+        batch_size: see `InputAttribution`.
     """
 
     def __init__(self, model: keras.Model, steps: int = 64, baseline=0.0, signed: bool = False,
@@ -144,11 +150,11 @@ class IntegratedGradients(InputAttribution):
 
     def attribution(self, x, targets):
         x = tf.cast(x, tf.float32)
-        _, logits = model_graph.forward(self.model, x)
+        _, logits = model_graph.forward(self.model, x, all_outputs=True)
         targets = resolve_targets(logits, targets)  # the class at x, kept along the whole path
         start = tf.broadcast_to(self.baseline, tf.shape(x))
         c, n = self.chunk, tf.shape(x)[0]
-        tiled_targets = tf.tile(targets, [c])
+        tiled_targets = tile_targets(targets, c)
         total = tf.zeros_like(x)
         for first in tf.range(0, self.steps, c):
             k = tf.cast(first + tf.range(c), tf.float32)  # this chunk's steps (0-based); past m they weigh 0
@@ -163,7 +169,7 @@ class IntegratedGradients(InputAttribution):
 @tf.custom_gradient
 def positive_gradients_only(y):
     """Identity whose backward pass keeps only positive gradients. Put after a ReLU y = max(z, 0), the
-    ReLU's own backward pass then gives dy [dy > 0] [z > 0]: Guided Backpropagation's rule
+    ReLU's own backward pass then gives `dy [dy > 0] [z > 0]`: Guided Backpropagation's rule
     (Springenberg et al., ICLR-W 2015), with the layer itself run unchanged."""
 
     def backward(dy):
@@ -178,7 +184,7 @@ def guided_gradients(model, x: tf.Tensor, targets: tf.Tensor):
     model itself is not changed. The forward values, hence the top-1 classes, are the model's own."""
     with tf.GradientTape(watch_accessed_variables=False) as tape:
         tape.watch(x)
-        _, logits = model_graph.forward(model, x, after_relu=positive_gradients_only)
+        _, logits = model_graph.forward(model, x, after_relu=positive_gradients_only, all_outputs=True)
         targets = resolve_targets(logits, targets)
         scores = target_scores(logits, targets)
     return tf.cast(tape.gradient(scores, x), tf.float32), targets
@@ -207,8 +213,12 @@ class GuidedGradCAM(InputAttribution):
 
     Args:
         layer: Grad-CAM's feature layer (a name, a Layer, or None for the last 4-D layer).
-        model, signed, smooth_samples, noise, seed, batch_size: see `InputAttribution` (SmoothGrad
-            averages the guided gradients).
+        model: see `InputAttribution`.
+        signed: see `InputAttribution`.
+        smooth_samples: see `InputAttribution` (SmoothGrad averages the guided gradients).
+        noise: see `InputAttribution`.
+        seed: see `InputAttribution`.
+        batch_size: see `InputAttribution`.
     """
 
     def __init__(self, model: keras.Model, layer=None, signed: bool = False, smooth_samples: int = 0,
@@ -231,7 +241,7 @@ class GuidedGradCAM(InputAttribution):
         if self.smooth_samples == 0:
             a, targets = guided_gradients(self.model, x, targets)  # the class both factors explain
         else:
-            _, logits = model_graph.forward(self.model, x)
+            _, logits = model_graph.forward(self.model, x, all_outputs=True)
             targets = resolve_targets(logits, targets)
             a = self.smoothed(x, targets)
         guided = tf.reduce_sum(a if self.signed else tf.abs(a), axis=-1)

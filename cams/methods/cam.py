@@ -89,6 +89,8 @@ class CAM(LayerExplainer):
         batch_size: images per compiled call.
     """
 
+    class_targets_only = True  # the Dense weights of one class
+
     def __init__(self, model: keras.Model, layer=None, batch_size: int = 32):
         feature, self.dense = gap_dense_head(model)
         if layer is not None:
@@ -101,8 +103,15 @@ class CAM(LayerExplainer):
         self.batch_size = check_count(batch_size, "batch_size")
         super().__init__(model, feature)
 
-    def _explain_batch(self, x: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
-        A, logits = self.forward(x)
+    #: gradient-free: a pass shared with other methods on the layer gives the map (`cams.methods.shared`)
+    shares_pass, needs_gradient = True, False
+
+    def map_from_pass(self, A: tf.Tensor, g, logits, targets) -> tf.Tensor:
+        """The raw map (B, h, w) from a shared pass's A and logits (g is not used)."""
+        return self._explain_batch(None, targets, (A, logits))
+
+    def _explain_batch(self, x: tf.Tensor, targets: tf.Tensor, passed=None) -> tf.Tensor:
+        A, logits = passed or self.forward(x)
         targets = resolve_targets(logits, targets)
         W = tf.gather(tf.cast(self.dense.kernel, tf.float32), targets, axis=1)  # (K, B)
         return tf.einsum("bhwk,kb->bhw", tf.cast(A, tf.float32), W)

@@ -54,3 +54,10 @@ class EigenCAM(LayerExplainer):
     def _explain_batch(self, x: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
         A, _ = self.forward(x)
         return principal_projection(A)
+
+    #: gradient-free: a pass shared with other methods on the layer gives the map (`cams.methods.shared`)
+    shares_pass, needs_gradient = True, False
+
+    def map_from_pass(self, A: tf.Tensor, g, logits, targets) -> tf.Tensor:
+        """The raw map (B, h, w) from a shared pass's A (g, logits and targets are not used)."""
+        return principal_projection(A)

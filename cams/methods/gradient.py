@@ -138,6 +138,19 @@ class GradientCAM(LayerExplainer):
         A, d = self.derivatives(x, targets)
         return self.combine(A, d)
 
+    #: `map_from_pass` reads g = dS/dA (`cams.methods.shared` takes it once for every method on the layer)
+    needs_gradient = True
+
+    @property
+    def shares_pass(self) -> bool:
+        """True when the map can come from a forward pass and tape shared with other methods on the
+        same layer (`cams.methods.shared`): no SmoothGrad copies and this class's own single-pass rule."""
+        return self.smooth_samples == 0 and type(self)._explain_batch is GradientCAM._explain_batch
+
+    def map_from_pass(self, A: tf.Tensor, g: tf.Tensor, logits, targets) -> tf.Tensor:
+        """The raw map (B, h, w) from a shared pass: A and g = dS/dA in float32, `targets` resolved."""
+        return self.combine(A, self._orders(g))
+
 
 @register("gradcam", gradient=True, title="Grad-CAM", family="gradient", cost="1 forward + head backward",
           paper="Selvaraju et al., ICCV 2017", formula="w_k = mean_ij dS/dA^k_ij; L = ReLU(sum_k w_k A^k)")
@@ -171,7 +184,9 @@ class SmoothGradCAMPlusPlus(GradCAMPlusPlus):
     applied with the activations A of the clean image. Targets default to the clean top-1.
 
     Args:
-        model, layer, batch_size: as for `GradientCAM`.
+        model: as for `GradientCAM`.
+        layer: as for `GradientCAM`.
+        batch_size: as for `GradientCAM`.
         n_samples: noisy copies per image (at least 1).
         noise: noise standard deviation as a fraction of each image's value range.
         seed: seed of the noise (None: a fresh draw every call).
@@ -226,7 +241,11 @@ class LayerCAM(GradientCAM):
     maps are fused by the element-wise maximum.
 
     Args:
-        model, batch_size, smooth_samples, noise, seed: as for `GradientCAM` (SmoothGrad with one layer).
+        model: as for `GradientCAM`.
+        batch_size: as for `GradientCAM`.
+        smooth_samples: as for `GradientCAM` (SmoothGrad with one layer).
+        noise: as for `GradientCAM`.
+        seed: as for `GradientCAM`.
         layer: the feature layer (one-layer Layer-CAM); None for the last 4-D layer.
         layers: several feature layers (names or Layers, shallow to deep) to fuse; exclusive with `layer`.
     """
@@ -247,11 +266,16 @@ class LayerCAM(GradientCAM):
     def combine(self, A, d):
         return tf.nn.relu(tf.reduce_sum(tf.nn.relu(d.first) * A, axis=-1))
 
+    @property
+    def shares_pass(self) -> bool:
+        """One layer without SmoothGrad: the map can come from a shared pass (`cams.methods.shared`)."""
+        return len(self.layers) == 1 and self.smooth_samples == 0
+
     def _explain_batch(self, x: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
         if len(self.layers) == 1:
             return super()._explain_batch(x, targets)
         with tf.GradientTape(watch_accessed_variables=False) as tape:
-            acts, logits = model_graph.forward_layers(self.model, x, self.layers, on_feature=tape.watch)
+            acts, logits = model_graph.forward_layers(self.model, x, self.layers, on_feature=tape.watch, all_outputs=True)
             scores = target_scores(logits, resolve_targets(logits, targets))
         grads = tape.gradient(scores, acts)
         fused = None

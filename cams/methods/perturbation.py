@@ -9,8 +9,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cams.core.base import Explainer, LayerExplainer, compiled, resolve_targets
-from cams.core.inputs import Targets, check_count, check_images, check_targets
+from cams.core.base import Explainer, LayerExplainer, compiled, one_target_probabilities, resolve_targets
+from cams.core.target_batch import Bound, TargetBatch
+from cams.core.inputs import Targets, check_count, check_images
 from cams.core import model_graph
 from cams.methods.registry import register
 
@@ -57,8 +58,8 @@ class ScoreCAM(LayerExplainer):
 
     def mask_scores(self, image: tf.Tensor, masks: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
         """softmax(f(image * m))[target] for each mask m of `masks` (n, H, W), in one batch."""
-        _, logits = model_graph.forward(self.model, image[None] * masks[..., None])
-        return tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)[:, target]
+        _, logits = model_graph.forward(self.model, image[None] * masks[..., None], all_outputs=True)
+        return one_target_probabilities(logits, target)
 
     def channel_scores(self, image: tf.Tensor, acts: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
         """The weight w_k of each channel of `acts` (h, w, k): softmax(f(image * H^k))[target].
@@ -142,24 +143,43 @@ class RISE(Explainer):
         return out
 
     def _accumulate(self, image, masks, target):
-        _, logits = model_graph.forward(self.model, image[None] * masks[..., None])
-        probs = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)[:, target]
+        _, logits = model_graph.forward(self.model, image[None] * masks[..., None], all_outputs=True)
+        probs = one_target_probabilities(logits, target)
         return tf.einsum("n,nhw->hw", probs, masks)
+
+    def _target_accumulator(self, x: np.ndarray, batch: TargetBatch):
+        """accumulate(i, masks) for target objects: their defaults fixed on the clean image i, then as `_accumulate`."""
+        key = ("rise", *batch.key, x.shape[1:])
+        fn = self._by_target_kind.get(key)
+        if fn is None:
+            target = batch.target
+
+            def run(image, masks, params):
+                _, clean = model_graph.forward(self.model, image[None], all_outputs=True)
+                return self._accumulate(image, masks, Bound(target, params, image[None]).resolve(clean))
+
+            fn = compiled(run, [tf.TensorSpec(x.shape[1:], tf.float32), tf.TensorSpec((None, *x.shape[1:3]), tf.float32),
+                                batch.specs()])
+            self._by_target_kind[key] = fn
+        return lambda i, masks: fn(tf.constant(x[i]), masks, batch.tensors(i, i + 1))
 
     def __call__(self, images, targets: Targets = None) -> np.ndarray:
         from cams.core.base import normalize_maps
 
         x = check_images(images, self.input_shape)
-        t = check_targets(targets, len(x), self.n_classes)
-        if (t < 0).any():
-            top1 = np.concatenate(
-                [np.argmax(self._logits_fn(tf.constant(x[s : s + self.chunk_size])), -1) for s in range(0, len(x), self.chunk_size)]
-            )
-            t = np.where(t < 0, top1, t).astype(np.int32)
+        t = self.checked_targets(targets, len(x))
+        if isinstance(t, TargetBatch):
+            accumulate = self._target_accumulator(x, t)
+        else:
+            if (t < 0).any():
+                top1 = np.concatenate([np.argmax(self._logits_fn(tf.constant(x[s : s + self.chunk_size])), -1)
+                                       for s in range(0, len(x), self.chunk_size)])
+                t = np.where(t < 0, top1, t).astype(np.int32)
+            accumulate = lambda i, masks: self._accumulate_fn(tf.constant(x[i]), masks, tf.constant(t[i]))  # noqa: E731
         sal = np.zeros(x.shape[:3], np.float32)
         for start in range(0, self.n_masks, self.chunk_size):
             masks = tf.constant(self.masks(start, min(self.chunk_size, self.n_masks - start), x.shape[1:3]))
             for i in range(len(x)):
-                sal[i] += self._accumulate_fn(tf.constant(x[i]), masks, tf.constant(t[i])).numpy()
+                sal[i] += accumulate(i, masks).numpy()
         sal /= self.n_masks * self.p
         return normalize_maps(tf.constant(sal)).numpy().astype(np.float32)

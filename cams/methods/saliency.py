@@ -34,7 +34,7 @@ class Saliency(Explainer):
     def _abs_grad(self, x, targets):
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(x)
-            _, logits = model_graph.forward(self.model, x)
+            _, logits = model_graph.forward(self.model, x, all_outputs=True)
             targets = resolve_targets(logits, targets)
             scores = target_scores(logits, targets)
         g = tf.cast(tape.gradient(scores, x), tf.float32)

@@ -28,7 +28,10 @@ class SSCAM(ScoreCAM):
     L = ReLU(sum_k w_k A^k). Cost: 1 + K * n_samples forward passes, `batch_size` masked images at a time.
 
     Args:
-        model, layer, batch_size, max_channels: as for `ScoreCAM`.
+        model: as for `ScoreCAM`.
+        layer: as for `ScoreCAM`.
+        batch_size: as for `ScoreCAM`.
+        max_channels: as for `ScoreCAM`.
         n_samples: noisy copies of each mask (the paper's N; 35 by default, as torchcam).
         std: standard deviation of the noise added to the [0, 1] masks (torchcam's default 2.0).
         seed: seed of the noise (None: a fresh draw every call).
@@ -68,7 +71,10 @@ class ISCAM(ScoreCAM):
     L = ReLU(sum_k w_k A^k). Cost: 1 + K * n_steps forward passes, `batch_size` masked images at a time.
 
     Args:
-        model, layer, batch_size, max_channels: as for `ScoreCAM`.
+        model: as for `ScoreCAM`.
+        layer: as for `ScoreCAM`.
+        batch_size: as for `ScoreCAM`.
+        max_channels: as for `ScoreCAM`.
         n_steps: steps of the integral (the paper's N; 10 by default, as torchcam).
     """
 

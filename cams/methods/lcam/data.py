@@ -106,7 +106,8 @@ def usable_files(paths: np.ndarray, labels: np.ndarray) -> Tuple[np.ndarray, np.
     GIF, BMP, WebP), and the others (unreadable, empty, TIFF, ...), which a training would skip.
 
     Args:
-        paths, labels: from `list_files`.
+        paths: from `list_files`.
+        labels: from `list_files`.
 
     Returns:
         the kept paths and labels, and the dropped paths.

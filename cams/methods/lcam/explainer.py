@@ -16,7 +16,7 @@ import tensorflow as tf
 from cams.core import model_graph
 from cams.core.distribute import make_strategy
 from cams.core.base import LayerExplainer, normalize_maps, resize_maps, resolve_targets
-from cams.core.inputs import Targets, check_count, check_images, check_targets
+from cams.core.inputs import Targets, check_count, check_images
 from cams.methods.registry import register
 
 from . import fileformat, training
@@ -59,6 +59,8 @@ class LCAM(LayerExplainer):
     the Keras layer (1x1 conv), `kernel` (K, C) and `bias` (C,) its variables (default: PyTorch's
     Conv2d initialisation, uniform in +-1/sqrt(K), as the official code uses).
     """
+
+    class_targets_only = True  # one attention map per class
 
     def __init__(self, model: keras.Model, layer=None, mode: str = "img", kernel=None, bias=None,
                  loss: str = "full", seed: Optional[int] = None, batch_size: int = 32):
@@ -117,7 +119,7 @@ class LCAM(LayerExplainer):
     def explain_with_probabilities(self, images, targets: Targets = None):
         """(maps, probabilities): the maps as `__call__` and softmax(logits), from the same pass."""
         x = check_images(images, self.input_shape)
-        t = check_targets(targets, len(x), self.n_classes)
+        t = self.checked_targets(targets, len(x))
         if not hasattr(self, "_compiled_both"):
             self._compiled_both = tf.function(self._maps_and_logits, input_signature=self._signature())
         maps, probs = [], []

@@ -62,7 +62,8 @@ class AttentionTrainer(keras.Model):
     the labels and the number of images.
 
     Args:
-        classifier, layer: the frozen keras.Model and its feature layer.
+        classifier: the frozen keras.Model.
+        layer: its feature layer.
         attention: the Attention layer (create it, and this model, inside the strategy's scope).
         mode: "img" or "fm"; loss: "full" or "ce"; labels: "model" (the classifier's top-1, the
             paper's model-truth labels) or "dataset".
