@@ -13,6 +13,7 @@ warm-up run (which includes tracing/compilation for every library).
 
     python scripts/bench_cams.py                  # small CNN + Xception 299x299 batch 8
     python scripts/bench_cams.py --models cnn     # quick
+    python scripts/bench_cams.py --models vit     # keras_hub ViT-B/16 config, 224x224 (pip install keras-hub)
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from cams.core import model_graph  # noqa: E402
+from cams.core import model_graph, sublayers  # noqa: E402
 from cams.methods import registry  # noqa: E402
 
 def skip_reason(method):
@@ -38,6 +39,31 @@ def skip_reason(method):
     if method.second_network:
         return f"base CAM + {method.second_network}: not a cost of the classifier"
     return None
+
+
+def vit_b16(size: int = 224) -> keras.Model:
+    """keras_hub's ViT-B/16 classifier config (12 blocks, 12 heads, width 768), random weights, 10 classes,
+    no preprocessor (so its compiled forward pass is the same computation the explainers run)."""
+    import keras_hub
+
+    backbone = keras_hub.models.ViTBackbone(image_shape=(size, size, 3), patch_size=16, num_layers=12, num_heads=12,
+                                            hidden_dim=768, mlp_dim=3072)
+    return keras_hub.models.ViTImageClassifier(backbone=backbone, num_classes=10, preprocessor=None, name="vit_b16")
+
+
+def vit_plan(batch):
+    def plan(name, method):
+        """ViT-B/16: perturbation methods on 1 image with few channels or masks."""
+        table = {"smoothgradcam++": ({"n_samples": 2}, batch), "scorecam": ({"max_channels": 8}, 1),
+                 "rise": ({"n_masks": 16}, 1), "ablationcam": ({"batch_size": 32}, 1),
+                 "integratedgradients": ({"steps": 4}, 1)}
+        return table.get(name, ({}, batch))
+
+    return plan
+
+
+#: the methods timed on the ViT by default (the others share these code paths and are slow on a CPU)
+VIT_METHODS = "gradcam,gradcam++,layercam,eigencam,saliency,rollout,gradattention"
 
 
 def small_cnn() -> keras.Model:
@@ -163,13 +189,15 @@ def gap_head_row(name, method, gap_model, layer, x, targets, reps):
               1000 * t_ours, f"{ex.forward_passes():g}", t_ours / (ex.forward_passes() * t_fwd), None, None)
 
 
-def bench_model(model, layer, x, targets, reps, title, plan, gap_model=None, only=None):
+def bench_model(model, layer, x, targets, reps, title, plan, gap_model=None, only=None, with_references=True):
     """Time every registered method on (x, targets); `plan` gives per-method options and image counts;
-    a method that refuses the model's head (CAM) runs on `gap_model`, the same trunk with a GAP head."""
+    a method that refuses the model's head (CAM) runs on `gap_model`, the same trunk with a GAP head.
+    Methods that read attention layers run only on a model that has them."""
     n = len(x)
     forward = tf.function(lambda v: model(v, training=False))
     t_fwd = timed(lambda: forward(tf.constant(x)), reps) / n  # seconds per image
-    refs = references(model, layer, x, targets)
+    refs = references(model, layer, x, targets) if with_references else {}
+    has_attention = bool(sublayers.attention_layers(model))
     print_header(title)
     print_row("forward pass (compiled)", 1000 * t_fwd, "1", 1.0, None, None)
     for name, method in registry.methods().items():
@@ -177,6 +205,8 @@ def bench_model(model, layer, x, targets, reps, title, plan, gap_model=None, onl
             continue
         if skip_reason(method):
             print(f"| {method.title} | skipped: {skip_reason(method)} | | | | |", flush=True)
+            continue
+        if method.attention and not has_attention:
             continue
         options, m = plan(name, method)
         xs, ts = x[:m], targets[:m]
@@ -246,7 +276,7 @@ def xception_plan(batch):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", default="cnn,xception", help="comma list of cnn,xception (default both)")
+    ap.add_argument("--models", default="cnn,xception", help="comma list of cnn,xception,vit (default cnn,xception)")
     ap.add_argument("--reps", type=int, default=3, help="timed runs per measurement (median reported)")
     ap.add_argument("--batch", type=int, default=8, help="images per batch for Xception (default 8)")
     ap.add_argument("--methods", default=None, help="comma list of registered methods (default: all)")
@@ -265,8 +295,14 @@ def main(argv=None) -> int:
             bench_model(xception_transfer(), "block14_sepconv2_act", x, rng.integers(0, 2, args.batch), args.reps,
                         f"Xception transfer model (random weights), 299x299, batch {args.batch}", xception_plan(args.batch),
                         gap_model=xception_classifier(), only=only)
+        elif name == "vit":
+            x = rng.random((args.batch, 224, 224, 3), dtype=np.float32)
+            bench_model(vit_b16(), None, x, rng.integers(0, 10, args.batch), args.reps,
+                        f"keras_hub ViT-B/16 config (random weights), 224x224, batch {args.batch}; Grad-CAM family "
+                        "through the captured sublayer vit_encoder/transformer_block_12/ln_1", vit_plan(args.batch),
+                        only=only or registry.parse_methods(VIT_METHODS), with_references=False)
         else:
-            print(f"error: unknown model {name!r}; choose from cnn, xception", file=sys.stderr)
+            print(f"error: unknown model {name!r}; choose from cnn, xception, vit", file=sys.stderr)
             return 2
     print("\n'cost floor' = explainer.forward_passes() (1 for one-pass methods, n_samples + 1 for Smooth Grad-CAM++, "
           "K + 1 for Score-CAM, 1 + K n for SS-CAM / IS-CAM, n_masks + 1 for RISE; Ablation-CAM: 1 forward + K head passes, "

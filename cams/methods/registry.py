@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 #: labels for tables and docs only; code asks a method's needs (below), never its family
-FAMILIES = ("gradient", "activation", "attribution", "perturbation", "learned", "edge")
+FAMILIES = ("gradient", "activation", "attribution", "perturbation", "attention", "learned", "edge")
 #: the modules that declare the built-in methods, in the order of the methods table
 METHOD_MODULES = ("gradient", "cam", "eigen", "saliency", "attribution", "perturbation", "ablation", "score_variants",
-                  "lcam", "feature_cam")
+                  "attention", "lcam", "feature_cam")
 #: options that command lines pass to every method; a method that does not take one ignores it
 SHARED_OPTIONS = ("layer", "batch_size", "seed")
 
@@ -46,6 +46,8 @@ class Method:
         trained_by: the command that writes that file ("cams lcam-train").
         gap_dense_head: True when the model must end in global average pooling + Dense after the layer.
         second_network: another network the method runs besides the model (Feature CAM's "HED"), or None.
+        attention: True when the method reads the attention probabilities of the model's keras
+            MultiHeadAttention layers (transformers only).
         build: (model, **options) -> explainer; default `cls(model, **options)`.
         quick: small options for fast runs (tests, demos, the benchmark on a CPU).
         order: position in the methods table (module in `METHOD_MODULES`, then declaration).
@@ -66,6 +68,7 @@ class Method:
     build: Optional[Callable] = None
     quick: Dict = field(default_factory=dict)
     order: Tuple[int, int] = (0, 0)
+    attention: bool = False
 
     @property
     def options(self) -> set:
@@ -87,7 +90,7 @@ class Method:
     @property
     def model_agnostic(self) -> bool:
         """True when the method needs only the model's outputs: no layer, no gradient, no file."""
-        return not (self.uses_layer or self.gradient or self.trained_file or self.gap_dense_head)
+        return not (self.uses_layer or self.gradient or self.trained_file or self.gap_dense_head or self.attention)
 
     @property
     def exportable(self) -> bool:
@@ -129,7 +132,8 @@ def _order_of(cls) -> Tuple[int, int]:
 
 def register(name: str, *, title: str, family: str, cost: str, paper: str, formula: str, gradient: bool,
              trained_file: Optional[str] = None, trained_by: Optional[str] = None, gap_dense_head: bool = False,
-             second_network: Optional[str] = None, build: Optional[Callable] = None, quick: Optional[Dict] = None):
+             second_network: Optional[str] = None, build: Optional[Callable] = None, quick: Optional[Dict] = None,
+             attention: bool = False):
     """Class decorator declaring an explainer under `name` (see the module docstring and `Method`)."""
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {', '.join(FAMILIES)}, got {family!r}")
@@ -140,7 +144,7 @@ def register(name: str, *, title: str, family: str, cost: str, paper: str, formu
             raise ValueError(f"method name {name!r} is already taken by {known.cls.__qualname__}")
         order = known.order if known is not None else _order_of(cls)
         spec = Method(name, title, family, cost, paper, formula, cls, gradient, trained_file, trained_by,
-                      gap_dense_head, second_network, build, dict(quick or {}), order)
+                      gap_dense_head, second_network, build, dict(quick or {}), order, attention)
         _METHODS[name] = spec
         cls.method = spec
         return cls
@@ -241,7 +245,8 @@ def help_text(allowed: Optional[Sequence[str]] = None) -> str:
 def needs_text(method: Method) -> str:
     """What a method needs besides the model's outputs, in words ("layer, gradient")."""
     needs = [word for word, flag in (("layer", method.uses_layer), ("gradient", method.gradient),
-                                     ("GAP + Dense head", method.gap_dense_head)) if flag]
+                                     ("GAP + Dense head", method.gap_dense_head),
+                                     ("attention layers", method.attention)) if flag]
     if method.trained_file:
         needs.append(f"file from `{method.trained_by}`" if method.trained_by else "trained file")
     if method.second_network:
