@@ -1,46 +1,61 @@
 #!/usr/bin/env python
-"""Benchmark `cams explain-folder`: Apache Beam's DirectRunner vs the single-process path vs predict, in one run.
+"""Benchmark `cams explain-folder` on a real-sized model: fixed cost and marginal cost per image.
 
-On the same generated folder (default 2,000 PNGs) and the same saved model, it times end to end
-(model load included, outputs written to fresh folders):
+The script saves a keras.applications model with random weights (`--model resnet50`: 224 px,
+`xception`: 299 px, `small`: a 3-block CNN at 224 px), writes JPEGs of the model's input size, and
+times, each in a fresh process (imports, model load, tracing included, as a user runs them):
 
-    predict   the cheapest pass over the folder: the same decoding (local.image_stream) + model.predict
-    local     cams.distributed.local.explain_folder (what `cams explain-folder` runs without --runner)
-    beam      cams.distributed.beam.explain_folder_beam on the DirectRunner with --workers processes
+    forward   the floor: the same decoding (local.image_stream) + a compiled forward pass per batch
+    predict   the same decoding + keras `model.predict`
+    explain   `python -m cams explain-folder` with 1 method (gradcam) and with 4
+              (gradcam,gradcam++,hirescam,layercam)
+    beam      the same with `--runner DirectRunner` (only with --beam)
 
-and prints images/s and the ratios the issue sets targets for: beam time / local time (target <= 1.5
-on 2 cores) and local images/s / predict images/s for Grad-CAM (target >= 0.8). It also prints
-model.predict on images already in memory (no decoding), for reference.
+at two folder sizes (`--images 64,256`). With t(n) = fixed + n * marginal, the two runs give each
+row's marginal cost per image, (t(n2) - t(n1)) / (n2 - n1), and its fixed cost, t(n1) - n1 * marginal.
+It prints a Markdown table and the ratios the targets are set on:
 
-    python scripts/bench_explain_folder.py                    # 2,000 images, Grad-CAM, 2 Beam workers
-    python scripts/bench_explain_folder.py --images 200       # quick
+    explain marginal / forward marginal               (target <= 1.25, Grad-CAM)
+    predict marginal / explain marginal               (model.predict's throughput share, target >= 1.0)
+    explain fixed - predict fixed                     (target <= 3 s)
+    4 methods marginal / forward marginal             (target <= 1.5)
+    beam time / explain time at the larger size       (target <= 1.3)
+
+The load average before and after is printed: on a shared machine, compare ratios from one run.
+
+    python scripts/bench_explain_folder.py --model resnet50                 # 64 and 256 images
+    python scripts/bench_explain_folder.py --model small --images 32,128 --beam
+    python scripts/bench_explain_folder.py --model resnet50 --explain-args="--maps-dtype float16 --jit"
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shlex
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from cams.cli.common import explainers_for  # noqa: E402
-from cams.core.images import list_images  # noqa: E402
-from cams.core.model_io import load_keras_model  # noqa: E402
-from cams.distributed.beam import explain_folder_beam  # noqa: E402
-from cams.distributed.local import explain_folder, image_stream  # noqa: E402
+METHODS_1, METHODS_4 = "gradcam", "gradcam,gradcam++,hirescam,layercam"
+SIDES = {"resnet50": 224, "xception": 299, "small": 224}
 
 
-def model_for(size: int) -> keras.Model:
-    """A small CNN classifier (3 conv blocks, GAP, 10-way softmax) for size x size RGB images."""
-    inp = keras.Input((size, size, 3))
+def build_model(name: str):
+    """The benchmark's classifier: a keras.applications model with random weights, or a 3-block CNN."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    if name == "resnet50":
+        return keras.applications.ResNet50(weights=None)
+    if name == "xception":
+        return keras.applications.Xception(weights=None)
+    inp = keras.Input((SIDES["small"], SIDES["small"], 3))
     x = inp
     for i, filters in enumerate((16, 32, 64)):
         x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv{i + 1}")(x)
@@ -49,98 +64,143 @@ def model_for(size: int) -> keras.Model:
     return keras.Model(inp, keras.layers.Dense(10, activation="softmax")(x), name="bench_cnn")
 
 
-def make_images(folder: Path, n: int, side: int, fmt: str = "png", seed: int = 0) -> None:
-    """`n` smooth random RGB images, `side` pixels a side (resized on load), 100 per subfolder."""
+def make_images(folder: Path, n: int, side: int, seed: int = 0) -> None:
+    """`n` smooth random RGB JPEGs, `side` pixels a side, 100 per subfolder."""
+    import numpy as np
+    from PIL import Image
+
     rng = np.random.default_rng(seed)
     for i in range(n):
         small = rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)
-        img = Image.fromarray(small).resize((side, side), Image.BILINEAR)
         sub = folder / f"{i // 100:03d}"
         sub.mkdir(parents=True, exist_ok=True)
-        img.save(sub / f"{i:05d}.{fmt}", quality=90) if fmt == "jpg" else img.save(sub / f"{i:05d}.{fmt}")
+        Image.fromarray(small).resize((side, side), Image.BILINEAR).save(sub / f"{i:05d}.jpg", quality=90)
 
 
-def time_predict(model_path: Path, folder: Path, batch_size: int) -> float:
-    """Seconds to load the model, decode every image (explain_folder's image_stream) and model.predict them."""
-    t = time.perf_counter()
+def run_stream(kind: str, model_path: str, folder: str, batch_size: int) -> None:
+    """In a fresh process: decode the folder and run the compiled forward pass ('forward') or model.predict."""
+    import tensorflow as tf
+
+    from cams.core.images import list_images
+    from cams.core.model_io import load_keras_model
+    from cams.distributed.local import image_stream
+
     model = load_keras_model(model_path)
     _, h, w, c = model.input_shape
-    images = image_stream(list_images([folder]), (h, w), c, batch_size=batch_size).map(lambda i, x, why: x)
-    model.predict(images, verbose=0)
-    return time.perf_counter() - t
+    images = image_stream(list_images([Path(folder)]), (h, w), c, batch_size=batch_size).map(lambda i, x, why: x)
+    if kind == "predict":
+        model.predict(images, verbose=0)
+        return
+    forward = tf.function(lambda x: model(x, training=False), input_signature=[tf.TensorSpec((None, h, w, c))])
+    for x in images:
+        forward(x).numpy()
 
 
-def time_local(model_path: Path, folder: Path, out: Path, methods: str, batch_size: int, overlays: bool) -> float:
-    """Seconds for the single-process path, model load and explainer construction included."""
+def timed(cmd, env=None) -> float:
+    """Wall seconds of a command run to completion (its output shown only when it fails)."""
     t = time.perf_counter()
-    model = load_keras_model(model_path)
-    explainers = explainers_for(model, argparse.Namespace(methods=methods, layer=None, lcam=None))
-    report = explain_folder(model, [folder], out, explainers, batch_size=batch_size, overlays=overlays, progress=False)
-    assert report.explained == len(list_images([folder])), report
-    return time.perf_counter() - t
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    secs = time.perf_counter() - t
+    if done.returncode:
+        sys.exit(f"{' '.join(map(str, cmd))} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return secs
 
 
-def time_beam(model_path: Path, folder: Path, out: Path, methods: str, batch_size: int, overlays: bool,
-              workers: int) -> float:
-    """Seconds for the Beam pipeline on the DirectRunner with `workers` processes, start-up included."""
-    t = time.perf_counter()
-    report = explain_folder_beam(str(model_path), [str(folder)], str(out), methods=methods, batch_size=batch_size,
-                                 overlays=overlays, runner="DirectRunner", num_workers=workers)
-    assert report.explained == len(list_images([folder])), report
-    return time.perf_counter() - t
+def row_kinds(args) -> list:
+    """The rows to time, in order."""
+    return ["forward", "predict", "explain, 1 method", "explain, 4 methods"] + (
+        ["beam DirectRunner, 1 method"] if args.beam else [])
+
+
+def rows_for(args, root: Path, model_path: Path, n: int, kind: str) -> dict:
+    """{row name: seconds} of one row (`row_kinds`) for one folder size, in a fresh process."""
+    folder = root / f"imgs{n}"
+    me = [sys.executable, os.path.abspath(__file__), "--stream"]
+    explain = [sys.executable, "-m", "cams", "explain-folder", "--model", str(model_path), "--images", str(folder),
+               "--batch-size", str(args.batch_size), *([] if args.overlays else ["--no-overlays"]),
+               *shlex.split(args.explain_args)]
+    if kind in ("forward", "predict"):
+        return {kind: timed(me + [kind, str(model_path), str(folder), str(args.batch_size)])}
+    methods = METHODS_4 if "4 methods" in kind else METHODS_1
+    out = root / f"{kind.split()[0].strip(',')}-{methods.count(',') + 1}-{n}"
+    beam = ["--runner", "DirectRunner", *shlex.split(args.beam_args)] if kind.startswith("beam") else []
+    return {kind: timed(explain + ["--methods", methods, "--out", str(out), *beam])}
+
+
+def table(sizes, results: dict) -> str:
+    """The Markdown table: per row, seconds at each size, fixed seconds and marginal ms per image."""
+    n1, n2 = sizes
+    lines = [f"| run | {n1} images (s) | {n2} images (s) | fixed (s) | marginal (ms/image) | images/s (marginal) |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for name in results[n1]:
+        t1, t2 = results[n1][name], results[n2][name]
+        marginal = (t2 - t1) / (n2 - n1)
+        lines.append(f"| {name} | {t1:.1f} | {t2:.1f} | {t1 - n1 * marginal:.1f} | {1000 * marginal:.1f} | "
+                     f"{1 / marginal if marginal > 0 else float('inf'):.1f} |")
+    return "\n".join(lines)
+
+
+def ratios(sizes, results: dict) -> str:
+    """The target ratios as Markdown lines."""
+    n1, n2 = sizes
+
+    def marginal(name):
+        return (results[n2][name] - results[n1][name]) / (n2 - n1)
+
+    def fixed(name):
+        return results[n1][name] - n1 * marginal(name)
+
+    lines = [f"- explain (Grad-CAM) marginal / forward marginal: {marginal('explain, 1 method') / marginal('forward'):.2f} (target <= 1.25)",
+             f"- model.predict throughput share (predict marginal / explain marginal): "
+             f"{marginal('predict') / marginal('explain, 1 method'):.2f} (target >= 1.0)",
+             f"- explain fixed - predict fixed: {fixed('explain, 1 method') - fixed('predict'):+.1f} s (target <= +3 s)",
+             f"- explain (4 methods) marginal / forward marginal: {marginal('explain, 4 methods') / marginal('forward'):.2f} (target <= 1.5)"]
+    if "beam DirectRunner, 1 method" in results[n2]:
+        lines.append(f"- beam / single process at {n2} images: "
+                     f"{results[n2]['beam DirectRunner, 1 method'] / results[n2]['explain, 1 method']:.2f} (target <= 1.3)")
+    return "\n".join(lines)
 
 
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--stream":
+        kind, model_path, folder, batch = sys.argv[2:6]
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's cams
+        run_stream(kind, model_path, folder, int(batch))
+        return
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--images", type=int, default=2000, help="generated images (default 2000)")
-    ap.add_argument("--size", type=int, default=64, help="model input size (default 64)")
-    ap.add_argument("--source-size", type=int, default=None,
-                    help="generated images' side (default: size + 16; e.g. 512 for photo-sized, decode-bound inputs)")
-    ap.add_argument("--format", choices=("png", "jpg"), default="png", help="generated images' format (default png)")
-    ap.add_argument("--methods", default="gradcam", help="methods to explain with (default gradcam)")
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--workers", type=int, default=2, help="DirectRunner worker processes (default 2)")
-    ap.add_argument("--overlays", action="store_true", help="also write the PNG overlays (default: .npz only)")
+    ap.add_argument("--model", choices=sorted(SIDES), default="resnet50", help="model (random weights; default resnet50)")
+    ap.add_argument("--images", default="64,256", help="the two folder sizes, n1,n2 (default 64,256)")
+    ap.add_argument("--batch-size", type=int, default=16, help="images per batch (default 16)")
+    ap.add_argument("--overlays", action="store_true", help="explain-folder also writes PNG overlays (default: --no-overlays)")
+    ap.add_argument("--beam", action="store_true", help="also time the Beam DirectRunner (needs apache-beam)")
+    ap.add_argument("--beam-args", default="", help="extra explain-folder options for the Beam rows, e.g. '--direct-num-workers 2'")
+    ap.add_argument("--explain-args", default="", help="extra explain-folder options, e.g. '--maps-dtype float16 --jit'")
     args = ap.parse_args()
+    sizes = sorted(int(s) for s in args.images.split(","))
+    if len(sizes) != 2 or sizes[0] < 1 or sizes[0] == sizes[1]:
+        sys.exit(f"--images must be two different sizes n1,n2, got {args.images!r}")
 
     root = Path(tempfile.mkdtemp(prefix="bench_explain_folder_"))
     try:
-        keras.utils.set_random_seed(0)
-        model_for(args.size).save(root / "m.keras")
-        make_images(root / "imgs", args.images, args.source_size or args.size + 16, args.format)
-        n = args.images
-        mem = np.random.default_rng(1).random((n, args.size, args.size, 3), dtype=np.float32)
-        model = load_keras_model(root / "m.keras")
-        model.predict(mem[: args.batch_size], verbose=0)
-        t = time.perf_counter()
-        model.predict(mem, batch_size=args.batch_size, verbose=0)
-        t_mem = time.perf_counter() - t
-        t_pred = time_predict(root / "m.keras", root / "imgs", args.batch_size)
-        t_local = time_local(root / "m.keras", root / "imgs", root / "local", args.methods, args.batch_size,
-                             args.overlays)
-        t_beam = time_beam(root / "m.keras", root / "imgs", root / "beam", args.methods, args.batch_size,
-                           args.overlays, args.workers)
-        # the same pipeline again: every output exists, so this is its fixed cost (workers start, import
-        # TensorFlow, load the model; files are matched and checked) with nothing to explain
-        t0 = time.perf_counter()
-        explain_folder_beam(str(root / "m.keras"), [str(root / "imgs")], str(root / "beam"), methods=args.methods,
-                            batch_size=args.batch_size, overlays=args.overlays, runner="DirectRunner",
-                            num_workers=args.workers)  # the same job (settings) as before, or it is refused
-        t_fixed = time.perf_counter() - t0
+        model_path = root / "m.keras"
+        build_model(args.model).save(model_path)
+        for n in sizes:
+            make_images(root / f"imgs{n}", n, SIDES[args.model])
+        load = os.getloadavg()[0]
+        results = {n: {} for n in sizes}
+        for kind in row_kinds(args):  # each row at both sizes back to back: both see about the same load
+            for n in sizes:
+                results[n].update(rows_for(args, root, model_path, n, kind))
     finally:
         shutil.rmtree(root, ignore_errors=True)
-
-    side = args.source_size or args.size + 16
-    print(f"{n} {args.format.upper()} images {side}x{side} -> model input {args.size}x{args.size}, methods {args.methods}, "
-          f"batch {args.batch_size}, overlays {'on' if args.overlays else 'off'}, {os.cpu_count()} CPUs "
-          f"(load average {os.getloadavg()[0]:.1f}: other processes share them)")
-    for name, secs in (("model.predict, images in memory", t_mem), ("predict: decode + model.predict", t_pred),
-                       ("single process (explain_folder)", t_local), (f"Beam DirectRunner, {args.workers} workers", t_beam)):
-        print(f"  {name:38s} {n / secs:8.1f} images/s  ({secs:6.2f} s)")
-    print(f"  Beam fixed cost (rerun, all done)      {t_fixed:6.2f} s")
-    print(f"Beam time / single-process time:          {t_beam / t_local:5.2f}  (target <= 1.5)")
-    print(f"  the same without Beam's fixed cost:     {max(t_beam - t_fixed, 0) / t_local:5.2f}")
-    print(f"single-process / predict throughput:      {t_pred / t_local:5.2f}  (target >= 0.8)")
+    side = SIDES[args.model]
+    print(f"{args.model} (random weights), {side} px JPEGs, batch {args.batch_size}, overlays "
+          f"{'on' if args.overlays else 'off'}, extra options {args.explain_args or 'none'}; {os.cpu_count()} CPUs, "
+          f"load average {load:.1f} before, {os.getloadavg()[0]:.1f} after (other processes share the CPUs)\n")
+    print(table(sizes, results))
+    print()
+    print(ratios(sizes, results))
+    print(json.dumps({"sizes": sizes, "seconds": results}))
 
 
 if __name__ == "__main__":

@@ -77,6 +77,8 @@ class FolderJob:
     batch_size: int = 16
     overlays: bool = True
     unsafe: bool = False  # let Keras deserialise Lambda layers (only for model files you trust)
+    maps_dtype: str = "float32"  # the maps' encoding (cams.distributed.maps)
+    jit: bool = False  # XLA-compile the batch function
 
 
 def is_local(path: str) -> bool:
@@ -199,7 +201,7 @@ class ExplainersHandler(ModelHandler):
 
     def load_model(self) -> BatchExplainer:
         model, explainers = build_explainers(self.job)
-        return BatchExplainer(model, explainers, self.job.batch_size)
+        return BatchExplainer(model, explainers, self.job.batch_size, jit=self.job.jit)
 
     def run_inference(self, batch, model, inference_args=None) -> Iterable[PredictionResult]:
         probs, maps = model(np.stack([example[-1] for example in batch]))
@@ -219,7 +221,7 @@ class WriteOutputs(beam.DoFn):
 
     def process(self, result: PredictionResult):
         (path, rel, image), (probs, maps) = result.example, result.inference
-        write_outputs(self.job.out, image_outputs(rel, image, maps, probs, self.job.overlays))
+        write_outputs(self.job.out, image_outputs(rel, image, maps, probs, self.job.overlays, self.job.maps_dtype))
         self.explained.inc()
         yield prediction_row(path, rel, probs.argmax(), probs.max())
 
@@ -411,8 +413,10 @@ def open_remote_output(out: str, settings: Mapping, derived: Set[str],
     """`local.open_output` for a URL --out: checked (`local.claim_job`) and marked as this job's before any work.
 
     Args:
-        out: the folder's URL; settings: `local.job_settings`; derived: `local.derived_names` of this
-        run; restart: delete this job's own earlier outputs first.
+        out: the folder's URL.
+        settings: `local.job_settings`.
+        derived: `local.derived_names` of this run.
+        restart: delete this job's own earlier outputs first.
 
     Returns:
         (the `RemoteOutputFolder`, its manifest saved; the derived files that exist now).
@@ -454,7 +458,7 @@ def prepare_job(job: FolderJob, inputs: Sequence[str], size, restart: bool) -> T
     names = output_names(paths, folders)
     renamed = {p: n for p, n in names.items() if n != relative_name(p, folders)}
     settings = job_settings(keras_model, inputs, list(explainers), job.shape, job.scale, job.offset, job.overlays,
-                            job.layer, digest(job.lcam))
+                            job.layer, digest(job.lcam), job.maps_dtype)
     derived = derived_names(names.values(), list(explainers), job.overlays)
     if is_local(job.out):
         folder, _ = open_output(job.out, settings, derived, restart, (PREDICTIONS, UNREADABLE_LIST))
@@ -468,7 +472,8 @@ def explain_folder_beam(model: str, inputs: Sequence[str], out: str, methods: st
                         size: Optional[Tuple[int, int]] = None, scale: float = 1 / 255.0, offset: float = 0.0,
                         batch_size: int = 16, overlays: bool = True, runner: str = "DirectRunner",
                         num_workers: Optional[int] = None, pipeline_args: Sequence[str] = (),
-                        unsafe: bool = False, restart: bool = False) -> BatchReport:
+                        unsafe: bool = False, restart: bool = False, maps_dtype: str = "float32",
+                        jit: bool = False) -> BatchReport:
     """Run the explain-folder pipeline and wait for it; the outputs equal `local.explain_folder`'s.
 
     Args:
@@ -476,11 +481,19 @@ def explain_folder_beam(model: str, inputs: Sequence[str], out: str, methods: st
         inputs: image files and/or folders (local or URLs), folders searched recursively.
         out: output folder (local or URL): maps/, overlays/, predictions.csv and unreadable.txt go under
             it; checked before any work as `local.explain_folder` checks it.
-        methods, layer, lcam: as `cams explain-folder --methods/--layer/--lcam` (the registry's names).
-        size, scale, offset, batch_size, overlays: as `local.explain_folder`.
+        methods: as `cams explain-folder --methods` (the registry's names).
+        layer: as `cams explain-folder --layer`.
+        lcam: as `cams explain-folder --lcam`.
+        size: as `local.explain_folder`.
+        scale: as `local.explain_folder`.
+        offset: as `local.explain_folder`.
+        batch_size: as `local.explain_folder`.
+        overlays: as `local.explain_folder`.
         runner: one of RUNNERS; num_workers: DirectRunner processes; pipeline_args: other Beam flags.
         unsafe: let Keras deserialise Lambda layers (`cams ... --unsafe`; only for model files you trust).
         restart: delete this job's own earlier outputs in `out` first (also after a change of settings).
+        maps_dtype: as `local.explain_folder`.
+        jit: as `local.explain_folder`.
 
     Returns:
         A `BatchReport` from the pipeline's counters; `skipped` lists unreadable.txt's files.
@@ -495,7 +508,7 @@ def explain_folder_beam(model: str, inputs: Sequence[str], out: str, methods: st
     check_out(out, inputs, model, lcam)
     out = str(out) if not is_local(str(out)) else Path(out).resolve().as_posix()
     job = FolderJob(model=str(model), out=out, methods=methods, layer=layer, lcam=lcam, scale=scale, offset=offset,
-                    batch_size=batch_size, overlays=overlays, unsafe=unsafe)
+                    batch_size=batch_size, overlays=overlays, unsafe=unsafe, maps_dtype=maps_dtype, jit=jit)
     job, folder, renamed = prepare_job(job, inputs, size, restart)
     p = beam.Pipeline(options=options)
     build_pipeline(p, job, inputs, renamed)

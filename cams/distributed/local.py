@@ -60,6 +60,7 @@ from cams.core import model_graph
 from cams.core.base import Explainer, compiled
 from cams.core.images import list_images, load_image
 from cams.core.outputs import OutputFolder, check_apart, check_folder, describe_changes, remove_temporary
+from cams.distributed.maps import check_dtype, encode_npz
 from cams.methods.lcam.fileformat import model_fingerprint
 
 
@@ -208,23 +209,32 @@ def file_digest(path) -> Optional[str]:
 
 
 def job_settings(model, inputs: Sequence, methods: Sequence[str], shape: Sequence[int], scale: float, offset: float,
-                 overlays: bool, layer: Optional[str] = None, lcam_digest: Optional[str] = None) -> dict:
+                 overlays: bool, layer: Optional[str] = None, lcam_digest: Optional[str] = None,
+                 maps_dtype: str = "float32") -> dict:
     """What the outputs depend on, recorded in the run manifest: a rerun with other settings is another job.
 
     Args:
         model: the Keras classifier (its weights are hashed: `model_fingerprint`).
         inputs: the --images arguments; methods: the method names; shape: (H, W, channels) decoded.
-        scale, offset, overlays, layer: as `explain_folder`; lcam_digest: hash of the L-CAM file, or None.
+        scale: as `explain_folder`.
+        offset: as `explain_folder`.
+        overlays: as `explain_folder`.
+        layer: as `explain_folder`.
+        lcam_digest: hash of the L-CAM file, or None.
+        maps_dtype: the maps' encoding (`cams.distributed.maps`); recorded as "maps" unless float32.
 
     Returns:
         A JSON-able dict ({"images", "methods", "layer", "lcam", "model", "size", "scale", "offset",
-        "overlays", "naming"}).
+        "overlays", "naming"}, and "maps" for another encoding than float32).
     """
     if len({m.replace("+", "p") for m in methods}) < len(methods):
         raise ValueError(f"methods {', '.join(methods)} would share a map name in the .npz files ('+' is written 'p')")
-    return {"images": [input_key(p) for p in inputs], "methods": ",".join(methods), "layer": layer,
-            "lcam": lcam_digest, "model": model_fingerprint(model)[:16], "size": "x".join(map(str, shape)),
-            "scale": float(scale), "offset": float(offset), "overlays": bool(overlays), "naming": NAMING}
+    settings = {"images": [input_key(p) for p in inputs], "methods": ",".join(methods), "layer": layer,
+                "lcam": lcam_digest, "model": model_fingerprint(model)[:16], "size": "x".join(map(str, shape)),
+                "scale": float(scale), "offset": float(offset), "overlays": bool(overlays), "naming": NAMING}
+    if check_dtype(maps_dtype) != "float32":  # earlier runs' manifests (float32) stay this job's
+        settings["maps"] = maps_dtype
+    return settings
 
 
 def check_out(out, inputs: Sequence, model=None, lcam=None) -> None:
@@ -370,51 +380,65 @@ def image_size(model, size: Optional[Tuple[int, int]]) -> Tuple[int, int, int]:
 
 
 class BatchExplainer:
-    """softmax probabilities and every method's maps for a batch of images, in one compiled call where possible.
+    """softmax probabilities and every method's maps for a batch of images, from one forward pass.
 
-    Explainers whose `explain_tensor` is what their `__call__` computes (`exportable`, as served by
-    `cams.export`) are traced together with softmax(logits) into one tf.function per model, so TF
-    runs them in one graph (on a small CNN with Grad-CAM: about 1.5x faster than a `predict`-like
-    probability pass plus the explainer's own call); the others are called as usual.
+    Explainers on the same feature layer whose maps come from a shared pass (`cams.methods.shared`:
+    Grad-CAM, Grad-CAM++, HiResCAM, XGrad-CAM, Layer-CAM, CAM, Eigen-CAM) run one forward pass and
+    one tape per batch, and the probabilities are softmax of that pass's logits; other `exportable`
+    explainers (`explain_tensor` is what their `__call__` computes) are traced into the same
+    tf.function; the rest are called as usual. Each call pads the batch to `batch_size` images (copies
+    of the last image, dropped from the results), so the function has one input shape and is traced
+    (and, with `jit`, compiled by XLA) once.
 
     Args:
         model: the Keras classifier; explainers: {method name: explainer built for `model`};
-        batch_size: images per compiled call.
+        batch_size: images per compiled call; jit: compile the batch function with XLA (`jit_compile`).
     """
 
-    def __init__(self, model, explainers: Mapping[str, object], batch_size: int = 16):
+    def __init__(self, model, explainers: Mapping[str, object], batch_size: int = 16, jit: bool = False):
+        from cams.methods.shared import pass_groups, shared_maps
+
         self.batch_size = int(batch_size)
         self.explainers = dict(explainers)
         fused = {n: e for n, e in self.explainers.items() if isinstance(e, Explainer) and e.exportable}
-        logits = model_graph.logits_function(model)
+        sharing = {n: e for g in pass_groups(fused) for n, e in g.items()}
+        alone = {n: e for n, e in fused.items() if n not in sharing}
+        logits_of = model_graph.logits_function(model)
 
         def run(x):
             top1 = -tf.ones(tf.shape(x)[:1], tf.int32)
-            return tf.nn.softmax(logits(x), axis=-1), {n: e.explain_tensor(x, top1) for n, e in fused.items()}
+            logits, maps = shared_maps(sharing, x, top1)
+            maps.update({n: e.explain_tensor(x, top1) for n, e in alone.items()})
+            return tf.nn.softmax(tf.cast(logits_of(x) if logits is None else logits, tf.float32), axis=-1), maps
 
         _, h, w, c = model_graph.input_shape(model)
         self.fused = list(fused)
-        self.compiled = compiled(run, [tf.TensorSpec((None, h, w, c), tf.float32)])
+        self.compiled = compiled(run, [tf.TensorSpec((self.batch_size, h, w, c), tf.float32)], jit_compile=jit)
 
     def __call__(self, x: np.ndarray):
         """(probabilities (N, K) float32, {method: (N, H, W) float32 maps in [0, 1]}) for images `x`."""
         x = np.asarray(x, np.float32)
         probs, maps = [], {n: [] for n in self.fused}
         for s in range(0, len(x), self.batch_size):
-            p, m = self.compiled(tf.constant(x[s : s + self.batch_size]))
-            probs.append(p.numpy())
-            for n in self.fused:
-                maps[n].append(m[n].numpy())
+            chunk = x[s : s + self.batch_size]
+            n = len(chunk)
+            if n < self.batch_size:  # one input shape: no retrace (nor XLA recompile) for a short batch
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], self.batch_size - n, axis=0)])
+            p, m = self.compiled(tf.constant(chunk))
+            probs.append(p.numpy()[:n])
+            for name in self.fused:
+                maps[name].append(m[name].numpy()[:n])
         out = {n: np.concatenate(maps[n]) if n in maps else e(x) for n, e in self.explainers.items()}
         return np.concatenate(probs), out
 
 
 def image_outputs(rel: str, image: np.ndarray, maps: Mapping[str, np.ndarray], probs: np.ndarray,
-                  overlays: bool = True) -> Dict[str, bytes]:
+                  overlays: bool = True, maps_dtype: str = "float32") -> Dict[str, bytes]:
     """One image's files, encoded: {name relative to the output folder: bytes}, the .npz last.
 
     The .npz holds `predicted` (argmax of `probs`), `probability` (its value) and one (H, W) map per
-    method ('+' in a name becomes 'p': gradcam++ -> gradcampp); overlays are PNGs of `viz.overlay`.
+    method ('+' in a name becomes 'p': gradcam++ -> gradcampp) encoded as `maps_dtype`
+    (`cams.distributed.maps.encode_npz`; `read_maps` decodes any); overlays are PNGs of `viz.overlay`.
     """
     out: Dict[str, bytes] = {}
     if overlays:
@@ -422,10 +446,8 @@ def image_outputs(rel: str, image: np.ndarray, maps: Mapping[str, np.ndarray], p
             buf = io.BytesIO()
             Image.fromarray(viz.overlay(image, m)).save(buf, format="PNG")
             out[overlay_name(rel, name)] = buf.getvalue()
-    buf = io.BytesIO()
-    np.savez_compressed(buf, predicted=np.int64(probs.argmax()), probability=np.float32(probs.max()),
-                        **{name.replace("+", "p"): m for name, m in maps.items()})
-    out[npz_name(rel)] = buf.getvalue()
+    out[npz_name(rel)] = encode_npz({name.replace("+", "p"): m for name, m in maps.items()}, maps_dtype,
+                                    predicted=np.int64(probs.argmax()), probability=np.float32(probs.max()))
     return out
 
 
@@ -509,6 +531,8 @@ def explain_folder(
     layer: Optional[str] = None,
     lcam: Optional[str | Path] = None,
     restart: bool = False,
+    maps_dtype: str = "float32",
+    jit: bool = False,
 ) -> BatchReport:
     """Explain every image under `inputs` with each explainer in `explainers` (name -> explainer).
 
@@ -519,12 +543,17 @@ def explain_folder(
             for what a rerun does with what is already there).
         explainers: {method name: explainer}, e.g. from `cams.methods.registry.make_explainer`.
         size: (H, W) for models that accept any size.
-        scale, offset: pixel (0..255) * scale + offset is what the model sees.
+        scale: pixel (0..255) * scale + offset is what the model sees.
+        offset: see `scale`.
         batch_size: images per batch.
         overlays: also write the PNG overlays.
         progress: show a progress bar.
-        layer, lcam: the --layer and --lcam file the explainers were built with (recorded as settings).
+        layer: the --layer the explainers were built with (recorded as a setting).
+        lcam: the --lcam file the explainers were built with (recorded as a setting).
         restart: delete this job's own earlier outputs in `out` first (also after a change of settings).
+        maps_dtype: the maps' encoding in the .npz files: "float32" (compressed), "float16" or "uint8"
+            (`cams.distributed.maps`; `cams.distributed.read_maps` reads any back as float32).
+        jit: compile the batch function with XLA (`BatchExplainer`).
 
     Returns:
         A `BatchReport`: images found, already done before this run, explained now, unreadable.
@@ -538,13 +567,16 @@ def explain_folder(
     found, folders = list_local(inputs)
     names = output_names(found, folders)
     methods = list(explainers)
-    settings = job_settings(model, inputs, methods, shape, scale, offset, overlays, layer, file_digest(lcam))
+    settings = job_settings(model, inputs, methods, shape, scale, offset, overlays, layer, file_digest(lcam),
+                            maps_dtype)
     folder, existing = open_output(out, settings, derived_names(names.values(), methods, overlays), restart)
     todo = [k for k in found if npz_name(names[k]) not in existing]
     report = BatchReport(total=len(found), done_before=len(found) - len(todo), out=Path(out))
-    explain_batch = BatchExplainer(model, explainers, batch_size)
+    # shown while the first batch is decoded and the model traced (the first call's wait)
+    bar = tqdm(total=len(todo), desc="decoding the first batch, tracing the model", unit="img", disable=not progress)
+    explain_batch = BatchExplainer(model, explainers, min(batch_size, max(len(todo), 1)), jit=jit)
     rows = _explain_stream(explain_batch, [found[k] for k in todo], todo, names, folder.folder, shape, scale, offset,
-                           overlays, progress, report)
+                           (overlays, maps_dtype), bar, report)
     earlier, todo = _earlier_rows(folder), set(todo)
     for k in (k for k in found if k not in todo):
         row = earlier.get(k)
@@ -556,12 +588,12 @@ def explain_folder(
 
 
 def _explain_stream(explain_batch: BatchExplainer, paths: Sequence[Path], keys: Sequence[str], names: Mapping[str, str],
-                    out: Path, shape: Tuple[int, int, int], scale: float, offset: float, overlays: bool, progress: bool,
-                    report: BatchReport) -> List[tuple]:
-    """Explain and write `paths` (their `keys` and output `names`); counts go to `report`; the predictions.csv rows."""
+                    out: Path, shape: Tuple[int, int, int], scale: float, offset: float, encoding: Tuple[bool, str],
+                    bar: tqdm, report: BatchReport) -> List[tuple]:
+    """Explain and write `paths` (their `keys` and output `names`) with `encoding` (overlays, maps
+    dtype), counting on `bar`; counts go to `report`; the predictions.csv rows."""
     h, w, c = shape
     rows: List[tuple] = []
-    bar = tqdm(total=len(paths), desc="explaining", unit="img", disable=not progress)
     with ThreadPoolExecutor(max_workers=WRITER_THREADS) as writers:  # encode and write while the next batch runs
         pending: List[Future] = []
         for idx, x, why in image_stream(paths, (h, w), c, scale, offset, explain_batch.batch_size):
@@ -573,7 +605,8 @@ def _explain_stream(explain_batch: BatchExplainer, paths: Sequence[Path], keys: 
             if len(x):
                 probs, maps = explain_batch(x)
                 batch = [(keys[i], names[keys[i]]) for i in idx]
-                pending.append(writers.submit(_write_batch, out, batch, x, maps, probs, overlays))
+                pending.append(writers.submit(_write_batch, out, batch, x, maps, probs, *encoding))
+                bar.set_description("explaining", refresh=False)
             while len(pending) > WRITER_THREADS:  # bounded memory: at most this many batches wait
                 rows += pending.pop(0).result()
             bar.update(len(idx) + int((~ok).sum()))
@@ -585,10 +618,11 @@ def _explain_stream(explain_batch: BatchExplainer, paths: Sequence[Path], keys: 
 
 
 def _write_batch(out: Path, batch: Sequence[Tuple[str, str]], images: np.ndarray, maps: Mapping[str, np.ndarray],
-                 probs: np.ndarray, overlays: bool) -> List[tuple]:
+                 probs: np.ndarray, overlays: bool, maps_dtype: str = "float32") -> List[tuple]:
     """Encode and write each image's outputs (`image_outputs`, .npz last); their predictions.csv rows."""
     rows = []
     for j, (key, name) in enumerate(batch):
-        write_local(out, image_outputs(name, images[j], {m: v[j] for m, v in maps.items()}, probs[j], overlays))
+        write_local(out, image_outputs(name, images[j], {m: v[j] for m, v in maps.items()}, probs[j], overlays,
+                                       maps_dtype))
         rows.append(prediction_row(key, name, probs[j].argmax(), probs[j].max()))
     return rows

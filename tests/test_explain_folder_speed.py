@@ -1,0 +1,158 @@
+"""explain-folder's speed structure, checked without timings (rows "explain-folder-maps-*" of docs/bad_inputs.md).
+
+* one backbone pass per batch for the predictions and every gradient / one-pass map (a layer's call is
+  counted while the batch function is traced), the maps equal each explainer's own, the probabilities
+  equal model.predict's;
+* a short last batch is padded: the batch function is traced once (also under XLA, `jit`);
+* every --maps-dtype reads back through `cams.distributed.read_maps` as the float32 maps within the
+  encoding's step; another --maps-dtype in the same --out is another job (refused without --restart).
+"""
+import contextlib
+import io
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from cams.distributed import read_maps
+from cams.distributed.local import BatchExplainer, explain_folder
+from cams.methods.registry import make_explainer
+from cams_models import conv_gap_dense, images
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "bad_inputs.md"
+CASES = ["explain-folder-maps-dtype-unknown", "explain-folder-maps-dtype-changed", "read-maps-not-an-output"]
+SHARED = ["gradcam", "gradcam++", "hirescam", "xgradcam", "layercam", "cam", "eigencam"]
+SIZE = 16
+
+
+@pytest.fixture(scope="module")
+def counted():
+    """A conv -> feat -> GAP -> Dense model whose first layer counts its calls ({"n": calls})."""
+    keras.utils.set_random_seed(0)
+    model = conv_gap_dense(size=SIZE, classes=3, softmax=True)
+    stem, calls = model.get_layer("conv1"), {"n": 0}
+    original = stem.call
+
+    def call(*args, **kwargs):
+        calls["n"] += 1
+        return original(*args, **kwargs)
+
+    stem.call = call
+    return model, calls
+
+
+@pytest.mark.parametrize("methods", [["gradcam"], SHARED])
+def test_one_backbone_pass_per_batch(counted, methods):
+    model, calls = counted
+    explainers = {m: make_explainer(m, model) for m in methods}
+    x = images(5, SIZE)
+    calls["n"] = 0
+    probs, maps = BatchExplainer(model, explainers, batch_size=4)(x)
+    assert calls["n"] == 1  # traced once, one pass of the backbone in the graph
+    np.testing.assert_allclose(probs, model.predict(x, verbose=0), atol=1e-6)
+    for m in methods:  # the shared pass gives each method's own map
+        np.testing.assert_allclose(maps[m], explainers[m](x), atol=1e-5, err_msg=m)
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_short_batch_does_not_retrace(counted, jit):
+    model, _ = counted
+    explainers = {"gradcam": make_explainer("gradcam", model), "gradcam++": make_explainer("gradcam++", model)}
+    batch = BatchExplainer(model, explainers, batch_size=4, jit=jit)
+    x = images(10, SIZE, seed=1)  # 4 + 4 + 2: the last batch is padded
+    probs, maps = batch(x)
+    assert batch.compiled.experimental_get_tracing_count() == 1
+    assert probs.shape == (10, 3) and maps["gradcam"].shape == (10, SIZE, SIZE)
+    np.testing.assert_allclose(maps["gradcam"], explainers["gradcam"](x), atol=1e-4)
+    np.testing.assert_allclose(maps["gradcam++"], explainers["gradcam++"](x), atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("speed")
+    rng = np.random.default_rng(0)
+    for i in range(5):
+        Image.fromarray(rng.integers(0, 255, (SIZE, SIZE, 3), dtype=np.uint8)).save(root / f"img{i}.png")
+    keras.utils.set_random_seed(1)
+    model = conv_gap_dense(size=SIZE, classes=3, softmax=True)
+    model.save(root / "m.keras")
+    return root, model
+
+
+def explain(root, model, dtype, out):
+    explainers = {m: make_explainer(m, model) for m in ("gradcam", "gradcam++")}
+    return explain_folder(model, [root], out, explainers, batch_size=2, overlays=False, progress=False,
+                          maps_dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype,step", [("float16", 2.0 ** -11), ("uint8", 1 / 510)])
+def test_maps_dtype_round_trips_through_read_maps(folder, tmp_path, dtype, step):
+    root, model = folder
+    explain(root, model, "float32", tmp_path / "f32")
+    report = explain(root, model, dtype, tmp_path / dtype)
+    assert report.explained == 5
+    exact, coded = dict(read_maps(tmp_path / "f32")), dict(read_maps(tmp_path / dtype))
+    assert sorted(exact) == sorted(coded) and len(exact) == 5
+    for name, record in exact.items():
+        assert coded[name]["predicted"] == record["predicted"]
+        for m in ("gradcam", "gradcampp"):
+            assert coded[name][m].dtype == np.float32
+            np.testing.assert_allclose(coded[name][m], record[m], atol=step + 1e-6, err_msg=f"{name} {m}")
+    with np.load(next((tmp_path / dtype / "maps").glob("*.npz"))) as z:  # stored in the chosen dtype
+        assert z["gradcam"].dtype == np.dtype(dtype)
+
+
+def run(*argv):
+    """(exit status, stdout, stderr) of `cams` called in this process."""
+    from cams.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(a) for a in argv])
+        except SystemExit as exc:
+            code = exc.code
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_maps_dtype_cli(folder, tmp_path):
+    root, _ = folder
+    out = tmp_path / "out"
+    base = ["explain-folder", "--model", root / "m.keras", "--images", root, "--out", out, "--no-overlays",
+            "--batch-size", "4"]
+    code, _, err = run(*base, "--maps-dtype", "float64")  # explain-folder-maps-dtype-unknown
+    assert code == 2 and "--maps-dtype" in err and "uint8" in err
+    code, stdout, err = run(*base, "--maps-dtype", "uint8")
+    assert code == 0, err
+    assert "5 explained now" in stdout and "tracing the model" in err  # the bar says what the first wait is
+    code, _, err = run(*base, "--maps-dtype", "float16")  # explain-folder-maps-dtype-changed
+    assert code == 2 and "maps" in err and "--restart" in err
+    code, stdout, err = run(*base, "--maps-dtype", "float16", "--restart")
+    assert code == 0, err
+    assert {str(r["gradcam"].dtype) for _, r in read_maps(out)} == {"float32"}
+
+
+def test_read_maps_needs_an_output_folder(tmp_path):  # read-maps-not-an-output
+    with pytest.raises(ValueError, match="predictions.csv"):
+        list(read_maps(tmp_path))
+
+
+def test_every_case_is_in_the_table():
+    table = DOC.read_text(encoding="utf-8")
+    assert [c for c in CASES if f"`{c}`" not in table] == []
+
+
+def test_ablation_shares_the_heads_pooling():
+    """Ablation-CAM through a GAP head feeds pooled copies to the layers after the pooling: the
+    same maps as zeroing each channel of the full map and running the whole head."""
+    from cams.methods.ablation import AblationCAM
+
+    keras.utils.set_random_seed(2)
+    model = conv_gap_dense(size=SIZE, classes=3)
+    pooled, full = AblationCAM(model, batch_size=2), AblationCAM(model, batch_size=2)
+    full.pool = full.after_pool = None
+    assert pooled.after_pool is not None
+    x = images(3, SIZE, seed=3)
+    np.testing.assert_allclose(pooled(x), full(x), atol=1e-5)
