@@ -50,6 +50,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     _add_data(p)
     p.add_argument("--epochs", type=positive_int, default=25, help="training epochs (default 25, as the paper)")
     p.add_argument("--batch-size", type=positive_int, default=250, help="batch size (default 250, as the paper)")
+    p.add_argument("--explain-every", type=nonnegative_int, default=0, metavar="N",
+                   help="every N epochs, draw Grad-CAM of 6 fixed test digits into DIR/explain_epochs/ (a PNG per "
+                        "epoch, maps.gif at the end) and DIR/tensorboard/ (tensorboard --logdir DIR/tensorboard); "
+                        "default 0: off")
     add_device_options(p)
     _add_restart(p)
     p.add_argument("--out", required=True, metavar="DIR", help=OUT_HELP)
@@ -212,7 +216,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     data = _load(args)
     r = train_cnn(data, args.out, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                   mixed_precision=args.mixed_precision, strategy=args.strategy, restart=args.restart,
-                  outputs=outputs)
+                  outputs=outputs, explain_every=args.explain_every)
     print("wrote:")
     _print_files(r["files"])
 

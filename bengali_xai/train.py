@@ -13,7 +13,7 @@ from cams.viz import plot_history
 
 from .digits import DigitData
 from .errors import BengaliXAIError
-from .model import build_cnn
+from .model import LAST_CONV, build_cnn
 from .outputs import BACKUP_DIR, TRAIN_FILES, check_backup_dir, output_folder
 from .pipeline import make_dataset, split_data
 
@@ -46,6 +46,7 @@ def train_cnn(
     strategy: str = "default",
     restart: bool = False,
     outputs=None,
+    explain_every: int = 0,
 ) -> dict[str, Any]:
     """Split 60/20/20, train, evaluate on the test set and write to `out`:
 
@@ -65,6 +66,9 @@ def train_cnn(
         restart: discard an interrupted run's own backup (never other files) and start over.
         outputs: the checked OutputFolder (cams.core.outputs) to record the files in; default
             `train_outputs(out, ...)`, checked here.
+        explain_every: N > 0: every N epochs, Grad-CAM of 6 fixed test digits at the last convolution
+            (`cams.callbacks.ExplainEpoch`) goes to `out/explain_epochs/epoch_XXXX.png` (plus `maps.gif`
+            at the end) and to TensorBoard in `out/tensorboard/`; 0: off.
 
     Returns:
         The metrics dict with the written paths under "files" and the model under "model".
@@ -78,11 +82,12 @@ def train_cnn(
     outputs = outputs or train_outputs(out, train_settings(data, epochs, batch_size, seed, requested))
     set_seed(seed)
     split = split_data(data, val=0.2, test=0.2, seed=seed)
+    watch = explain_watcher(out, data.x[split.test[:6]], explain_every) if explain_every else None
     policy = set_mixed_precision(mixed_precision)
     outputs.record(*TRAIN_FILES)  # listed before they are written: a killed run's files are still its own
     try:
         model, state, (test_loss, test_acc), train_s = _fit(data, split, out, epochs, batch_size, seed, policy,
-                                                            strategy, verbose, restart)
+                                                            strategy, verbose, restart, [watch] if watch else [])
         model_path = save_model_atomic(model, out / "model.keras")
     finally:
         set_mixed_precision(False)
@@ -94,7 +99,15 @@ def train_cnn(
     return dict(metrics, files={k: str(v) for k, v in files.items()}, model=model)
 
 
-def _fit(data, split, out, epochs, batch_size, seed, policy, strategy, verbose, restart):
+def explain_watcher(out: Path, images, every: int):
+    """The callback drawing Grad-CAM of `images` every `every` epochs into out/explain_epochs and out/tensorboard."""
+    from cams.callbacks import ExplainEpoch
+
+    return ExplainEpoch(images, methods=("gradcam",), log_dir=out / "tensorboard", out=out / "explain_epochs",
+                        every=every, layer=LAST_CONV)
+
+
+def _fit(data, split, out, epochs, batch_size, seed, policy, strategy, verbose, restart, extra=()):
     """Build and fit the CNN (resuming an interrupted run) -> (model, RunState, (test loss, accuracy), seconds)."""
     dist = make_strategy(strategy)
     with dist.scope():  # variables are created (and mirrored) under the strategy
@@ -111,7 +124,7 @@ def _fit(data, split, out, epochs, batch_size, seed, policy, strategy, verbose, 
                                  log=lambda m: print(m, flush=True), restart=restart, restart_option="--restart",
                                  hint="choose another --out")
     with dist.scope():
-        model.fit(train_ds, epochs=epochs, validation_data=val_ds, callbacks=callbacks, verbose=verbose)
+        model.fit(train_ds, epochs=epochs, validation_data=val_ds, callbacks=[*callbacks, *extra], verbose=verbose)
     train_s = time.time() - t0
     return model, state, tuple(model.evaluate(test_ds, verbose=0)), train_s
 

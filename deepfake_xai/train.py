@@ -44,6 +44,7 @@ class TrainConfig:
     resume: bool = True  # False: the same as restart=True (kept for older callers)
     verbose: int | str = "auto"
     restart: bool = False  # discard an interrupted run's own backup files and start over
+    explain_every: int = 0  # N > 0: Grad-CAM of 4 fixed test images every N epochs (cams.callbacks.ExplainEpoch)
 
     def validate(self) -> None:
         if self.model not in MODELS:
@@ -55,6 +56,8 @@ class TrainConfig:
         for name in ("lr", "batch_size", "epochs"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+        if self.explain_every < 0:
+            raise ValueError(f"--explain-every must be 0 (off) or more, got {self.explain_every}")
 
     def resolved_weights(self) -> str:
         if self.weights is not None:
@@ -197,6 +200,8 @@ def _train(cfg: TrainConfig, root: Path, results: OutputFolder, checkpoints: Out
                                  extra_eval={"test": test_ds}, on_update=lambda s: write_record(s, "running"), log=log,
                                  restart=cfg.restart or not cfg.resume, restart_option="--restart",
                                  hint="choose another --checkpoint-dir")
+    if cfg.explain_every:
+        callbacks.append(explain_watcher(Path(cfg.out_dir) / stem, test_ds, cfg.explain_every, log))
     if not state.history:  # a new run: an earlier finished run's checkpoint is kept under another name
         _keep_previous(ckpt, checkpoints, log)
     results.record(json_path.name)  # listed before they are written: a killed run's files are still its own
@@ -216,6 +221,19 @@ def _train(cfg: TrainConfig, root: Path, results: OutputFolder, checkpoints: Out
             f"at epoch {best}, test accuracy there {record['test_acc'][best - 1]:.2f}%")
     log(f"wrote {json_path} (run {record['run_id']}) and {ckpt}")
     return TrainOutputs(json_path, ckpt, record, state)
+
+
+def explain_watcher(base: Path, test_ds, every: int, log: Callable[[str], None]):
+    """Grad-CAM of the first 4 test images every `every` epochs: PNGs and maps.gif in <base>.explain/,
+    TensorBoard images in <base>.tensorboard/ (`cams.callbacks.ExplainEpoch`)."""
+    import numpy as np
+
+    from cams.callbacks import ExplainEpoch
+
+    images = np.concatenate([x.numpy() for x, _ in test_ds.take(2)])[:4]
+    out, logs = base.with_name(base.name + ".explain"), base.with_name(base.name + ".tensorboard")
+    log(f"every {every} epoch(s): Grad-CAM of {len(images)} test images into {out} and {logs}")
+    return ExplainEpoch(images, methods=("gradcam",), log_dir=logs, out=out, every=every)
 
 
 def _load_splits(root: Path, cfg: TrainConfig, log: Callable[[str], None]):

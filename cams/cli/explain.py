@@ -4,9 +4,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cams.cli.common import (add_image_options, add_labels_option, add_methods_option, add_unsafe_option, class_names,
-                              explainers_for, images_for, load_model)
+from cams.cli.common import (add_image_options, add_labels_option, add_methods_option, add_target_options, add_unsafe_option,
+                              class_names, explainers_for, images_for, load_model, target_for)
 from cams.cli.errors import positive_int
+from cams.cli.report import add_report_option, check_report_option, write_report_option
 
 
 BEAM_RUNNERS = ("DirectRunner", "DataflowRunner", "FlinkRunner", "SparkRunner")
@@ -27,13 +28,19 @@ EXPLAIN_FOLDER_EXAMPLES = """examples:
 
 
 def cmd_layers(args) -> int:
-    from cams.core.model_graph import conv_layer_names, resolve_layer
+    from cams.core.model_graph import conv_layer_names, iter_layers, resolve_layer
+    from cams.core.sublayers import feature_sublayers
 
     model = load_model(args.model, unsafe=args.unsafe)
-    names = conv_layer_names(model)
-    default = resolve_layer(model).name if names else None
-    for name in names:
-        print(name + ("   <- default" if name.split("/")[-1] == default else ""))
+    try:
+        default = resolve_layer(model)
+    except ValueError:
+        default = None
+    nodes = dict((name, lyr) for name, lyr, _ in iter_layers(model))
+    for name in conv_layer_names(model):
+        print(name + ("   <- default" if nodes[name] is default else ""))
+    for path, lyr, shape in feature_sublayers(model):  # layers inside layers, with their output shapes
+        print(f"{path}   {shape}" + ("   <- default" if lyr is default else ""))
     return 0
 
 
@@ -45,21 +52,22 @@ def _explain_outputs(args):
     user file where grid.png, maps.npz or predictions.csv go (unless --overwrite)."""
     from cams.core.outputs import OutputFolder, check_apart
 
-    check_apart(args.out, {"--images": args.images, "--model": [args.model], "--labels": [args.labels]})
+    check_apart(args.out, {"--images": args.images, "--model": [args.model], "--labels": [args.labels],
+                           "--target-mask": [args.target_mask]})
     settings = {"model": str(args.model), "images": [str(p) for p in args.images], "methods": args.methods,
-                "layer": args.layer, "lcam": args.lcam}
+                "layer": args.layer, "lcam": args.lcam, "target": args.target, "target_mask": args.target_mask}
     out = OutputFolder(args.out, "explain", "cams explain", settings, overwrite=args.overwrite,
                        overwrite_option="--overwrite")
     out.claim(EXPLAIN_OUTPUTS)
     return out
 
 
-def _write_predictions(out, kept, probs, names):
-    """predictions.csv: file, top-1 class, its name and probability, one row per image (csv-quoted)."""
+def _write_predictions(out, kept, classes, confidence, names):
+    """predictions.csv: file, top-1 class (a segmentation target's category), its name and probability
+    (the target's mean probability over its mask), one row per image (csv-quoted)."""
     from cams.core import files
 
-    top1 = probs.argmax(1)
-    rows = [(str(p), int(k), names[k] if names else "", f"{probs[i, k]:.6f}") for i, (p, k) in enumerate(zip(kept, top1))]
+    rows = [(str(p), int(k), names[k] if names else "", f"{confidence[i]:.6f}") for i, (p, k) in enumerate(zip(kept, classes))]
     return files.write_csv(out.path("predictions.csv"), ("file", "class", "name", "probability"), rows)
 
 
@@ -74,28 +82,38 @@ def cmd_explain(args) -> int:
     from cams.viz import save_grid
 
     out = _explain_outputs(args)
+    check_report_option(args)
     model = load_model(args.model, unsafe=args.unsafe)
     names = class_names(model, args)
+    target = target_for(model, args)
     explainers = explainers_for(model, args)
     x, kept = images_for(model, args)
     maps = {}
     for name, explainer in tqdm(explainers.items(), desc="methods", unit="method"):
-        maps[name] = np.concatenate([explainer(x[s : s + args.batch_size]) for s in range(0, len(x), args.batch_size)])
-    probs = probabilities(model, x)
-    labels = [f"{p.name}: {describe(k, names)} ({100 * probs[i, k]:.0f}%)" for i, (p, k) in enumerate(zip(kept, probs.argmax(1)))]
+        maps[name] = np.concatenate([explainer(x[s : s + args.batch_size], targets=target)
+                                     for s in range(0, len(x), args.batch_size)])
+    if target is None or isinstance(target, int):
+        probs = probabilities(model, x)
+        classes, confidence = probs.argmax(1), probs.max(1)
+    else:  # a segmentation target: its category, and its mean probability over the mask
+        from cams.core.target_batch import evaluate_targets
+
+        classes, confidence = np.full(len(x), target.category), evaluate_targets(model, x, target, probabilities=True)
+    labels = [f"{p.name}: {describe(k, names)} ({100 * confidence[i]:.0f}%)" for i, (p, k) in enumerate(zip(kept, classes))]
     rows = args.grid_rows
     grid = save_grid(x[:rows], {registry.title(m): v[:rows] for m, v in maps.items()}, out.path("grid.png"),
                      row_labels=labels[:rows])
     out.record("grid.png")
-    npz = files.save_npz(out.path("maps.npz"), files=np.array([str(p) for p in kept]), predicted=probs.argmax(1),
+    npz = files.save_npz(out.path("maps.npz"), files=np.array([str(p) for p in kept]), predicted=classes,
                          **{m.replace("+", "p"): v for m, v in maps.items()})
     out.record("maps.npz")
-    csv = _write_predictions(out, kept, probs, names)
+    csv = _write_predictions(out, kept, classes, confidence, names)
     out.record("predictions.csv")
     print(f"explained {len(x)} images with {', '.join(maps)}")
     print(f"grid:  {grid}")
     print(f"maps:  {npz}")
     print(f"top-1: {csv}")
+    write_report_option(args, names)
     return 0
 
 
@@ -104,6 +122,7 @@ def cmd_explain_folder(args) -> int:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.runner is None and (args.direct_num_workers is not None or args.beam_args):
         raise ValueError("--direct-num-workers and pipeline options after -- need --runner (e.g. --runner DirectRunner)")
+    check_report_option(args)
     report = _explain_folder_beam(args) if args.runner else _explain_folder_local(args)
     for path, why in report.skipped:
         print(f"skipped {path}: {why}", file=sys.stderr)
@@ -115,6 +134,7 @@ def cmd_explain_folder(args) -> int:
     print(f"table:    {report.out}/predictions.csv (file, maps, class, probability)")
     if args.runner:
         print(f"unreadable files listed in {report.out}/unreadable.txt")
+    write_report_option(args)
     return 0
 
 
@@ -127,6 +147,7 @@ def _explain_folder_local(args):
         model, args.images, args.out, explainers_for(model, args),
         size=tuple(args.size) if args.size else None, scale=args.scale, offset=args.offset, batch_size=args.batch_size,
         overlays=not args.no_overlays, layer=args.layer, lcam=args.lcam, restart=args.restart,
+        maps_dtype=args.maps_dtype, jit=args.jit,
     )
 
 
@@ -142,7 +163,8 @@ def _explain_folder_beam(args):
         args.model, args.images, args.out, methods=args.methods, layer=args.layer, lcam=args.lcam,
         size=tuple(args.size) if args.size else None, scale=args.scale, offset=args.offset, batch_size=args.batch_size,
         overlays=not args.no_overlays, runner=args.runner, num_workers=args.direct_num_workers,
-        pipeline_args=args.beam_args, unsafe=args.unsafe, restart=args.restart,
+        pipeline_args=args.beam_args, unsafe=args.unsafe, restart=args.restart, maps_dtype=args.maps_dtype,
+        jit=args.jit,
     )
 
 
@@ -157,7 +179,8 @@ def add_commands(sub) -> None:
     """Add `methods`, `layers`, `explain` and `explain-folder` to the `cams` command line."""
     p = sub.add_parser("methods", help="list every explanation method: name, paper, formula and cost")
     p.set_defaults(func=cmd_methods)
-    p = sub.add_parser("layers", help="list the layers a CAM can use (4-D outputs), nested models included")
+    p = sub.add_parser("layers", help="list the layers a CAM can use (4-D outputs), nested models included, then "
+                       "the layers inside layers (4-D or token outputs) with their output shapes")
     p.add_argument("--model", required=True, help="path to a .keras model")
     add_unsafe_option(p)
     p.set_defaults(func=cmd_layers)
@@ -173,6 +196,8 @@ def add_commands(sub) -> None:
                    help="replace files named grid.png, maps.npz or predictions.csv in --out that cams did not write")
     p.add_argument("--batch-size", type=positive_int, default=16, help="images per batch (default 16)")
     p.add_argument("--grid-rows", type=positive_int, default=8, help="images shown in grid.png (default 8)")
+    add_target_options(p)
+    add_report_option(p)
     p.set_defaults(func=cmd_explain)
 
     p = sub.add_parser(
@@ -196,6 +221,12 @@ def add_commands(sub) -> None:
                         "needed to rerun into the same --out with other settings")
     p.add_argument("--batch-size", type=positive_int, default=16, help="images per batch (default 16)")
     p.add_argument("--no-overlays", action="store_true", help="write only the .npz maps")
+    p.add_argument("--maps-dtype", choices=("float32", "float16", "uint8"), default="float32",
+                   help="the maps' encoding in the .npz files: float32 (zlib-compressed, default), float16 or uint8 "
+                        "(q = round(255 m) with maps_scale; both uncompressed, ~50x cheaper to write); "
+                        "cams.distributed.read_maps(OUT) reads any back as float32")
+    p.add_argument("--jit", action="store_true", help="compile the batch function with XLA (jit_compile; opt-in)")
+    add_report_option(p)
     p.add_argument("--runner", choices=BEAM_RUNNERS, default=None,
                    help="run as an Apache Beam pipeline on this runner (needs the beam extra); default: one process")
     p.add_argument("--direct-num-workers", type=positive_int, default=None, metavar="N",
