@@ -47,8 +47,9 @@ def _add_make_dataset(sub: argparse._SubParsersAction) -> None:
                        "(procedural, or found in --real-images) and fakes made by planting the face region of "
                        "one image into another with seamless blending; the mask of the planted region is saved "
                        "for each fake. --kind synthetic: real faces and, at 1:1, fakes made by an AutoGAN "
-                       "simulator (encoder + GAN-style up-sampling decoder, Zhang et al., WIFS 2019) trained "
-                       "here to reproduce the real faces; its weights are saved as autogan_generator.keras.")
+                       "simulator (encoder + GAN-style up-sampling decoder with a PatchGAN discriminator, Zhang "
+                       "et al., WIFS 2019) trained here on the real faces; its weights are saved as "
+                       "autogan_generator.keras, the fakes' sharpness and PSNR/SSIM in dataset.json.")
     p.add_argument("--kind", choices=("planted", "synthetic"), default="planted",
                    help="planted (fakes_dataset, the default) or synthetic (synthetic_dataset)")
     p.add_argument("--data-root", default="data", help="parent folder of the data set (default: data)")
@@ -79,6 +80,13 @@ def _add_make_dataset(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--generator-width", type=positive_int, default=16, help="generator's first-layer channels (default: 16)")
     g.add_argument("--upsampling", choices=("transpose", "nearest"), default="transpose",
                    help="decoder up-sampling: transposed convolution or nearest + conv (default: transpose)")
+    g.add_argument("--generator-loss", choices=("gan", "l1"), default="gan",
+                   help="gan: PatchGAN discriminator + L1 reconstruction, as the AutoGAN paper, the input's finest "
+                        "band passed through (default); l1: the decoder's reconstruction alone, whose fakes are "
+                        "blurred (the ablation)")
+    g.add_argument("--restart", action="store_true",
+                   help="discard an interrupted generator training saved in DATA_ROOT/<name>.autogan-resume and start "
+                        "over (without it the same command resumes it)")
 
 
 def _add_spectrum(sub: argparse._SubParsersAction) -> None:
@@ -151,6 +159,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                         "stops with one line if it was started with other settings")
     p.add_argument("-v", "--verbose", type=int, choices=(0, 1, 2), default=None,
                    help="Keras output: 0 silent, 1 progress bar, 2 one line per epoch (default: auto)")
+    p.add_argument("--explain-every", type=nonnegative_int, default=0, metavar="N",
+                   help="every N epochs, Grad-CAM of 4 fixed test images into OUT_DIR/<dataset>_<model>_<optimizer>"
+                        ".explain/ (a PNG per epoch, maps.gif at the end) and .tensorboard/ beside it (default 0: off)")
 
 
 def _add_plot_accuracy_and_loss(sub: argparse._SubParsersAction) -> None:
@@ -270,7 +281,8 @@ def _cmd_make_dataset(a) -> int:
 
         dest = generate_synthetic_dataset(a.data_root, a.name or "synthetic_dataset", a.image_size, counts, a.seed,
                                           a.real_images, a.face_box, a.internal_size, a.generator_epochs,
-                                          a.generator_width, a.upsampling, a.overwrite, progress=not a.quiet)
+                                          a.generator_width, a.upsampling, a.overwrite, progress=not a.quiet,
+                                          generator_loss=a.generator_loss, restart=a.restart)
     else:
         from .make_dataset import generate_dataset
 
@@ -297,7 +309,7 @@ def _cmd_train(a) -> int:
                       weights=a.weights, mixed_precision=a.mixed_precision, strategy=a.strategy, seed=a.seed,
                       out_dir=a.out_dir,
                       checkpoint_dir=a.checkpoint_dir, restart=a.restart,
-                      verbose="auto" if a.verbose is None else a.verbose)
+                      verbose="auto" if a.verbose is None else a.verbose, explain_every=a.explain_every)
     train(cfg)
     return 0
 

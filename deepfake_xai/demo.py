@@ -249,13 +249,25 @@ def run_synthetic_demo(out: str | os.PathLike = "runs/demo-synthetic", image_siz
     summary = {"data_set": str(data_root / "synthetic_dataset"), "counts": counts, "models": models,
                "report": {"SimpleNet": "50% (every image called real)", "XceptionBased": "98.4% (ImageNet weights)"},
                "spectrum": {k: spectrum[k] for k in ("mean_abs_diff_fake_vs_real", "mean_abs_diff_real_half_vs_half",
-                                                     "high_frequency_real", "high_frequency_fake")},
-               "seconds": time.time() - t0}
+                                                     "high_frequency_real", "high_frequency_fake",
+                                                     "upsampling_peak_contrast_fake_vs_real",
+                                                     "upsampling_peak_contrast_real_half_vs_half")},
+               "sharpness_test": _test_sharpness(data_root / "synthetic_dataset"), "seconds": time.time() - t0}
     path = _write_summary(out, summary)
     log("[5/5] " + "; ".join(f"{m}: test accuracy {v['checkpoint_test_accuracy']:.1f}%, AUC {v['auc_fake_score']:.3f}"
                              for m, v in models.items()) + f" (report: 50% / 98.4%); {summary['seconds']:.0f} s; "
         f"wrote {path}")
     return summary
+
+
+def _test_sharpness(dataset: Path) -> dict | None:
+    """The test split's real vs fake sharpness that make-dataset recorded in dataset.json (None if absent)."""
+    import json
+
+    try:
+        return json.loads((dataset / "dataset.json").read_text()).get("sharpness", {}).get("test")
+    except (OSError, ValueError):
+        return None
 
 
 def _synthetic_internal_size(image_size: int) -> int:

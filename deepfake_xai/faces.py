@@ -122,7 +122,20 @@ def _colour(col) -> tuple[float, float, float]:
     return tuple(float(v) for v in np.clip(col, 0, 255))
 
 
-def draw_face(rng: np.random.Generator, size: int = 256) -> tuple[np.ndarray, FaceRegion]:
+def add_sensor_noise(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A camera's trace on a float32 RGB image: Gaussian noise of a random standard deviation in
+    [1, 4] grey levels, then a Gaussian blur of sigma = side / 300 (the optics). Returns float32."""
+    img = img + rng.normal(0, rng.uniform(1, 4), img.shape).astype(np.float32)
+    return cv2.GaussianBlur(img, (0, 0), img.shape[0] / 300.0)
+
+
+def camera(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """`add_sensor_noise` on each uint8 RGB image of a stack -> uint8 (rounded, clipped)."""
+    out = [np.clip(np.rint(add_sensor_noise(im.astype(np.float32), rng)), 0, 255).astype(np.uint8) for im in images]
+    return np.stack(out) if out else np.asarray(images)
+
+
+def draw_face(rng: np.random.Generator, size: int = 256, sensor_noise: bool = True) -> tuple[np.ndarray, FaceRegion]:
     """Draw a random head-and-shoulders portrait and its inner-face region.
 
     The random draws come in a fixed order (background, palette, head, features, noise), so a
@@ -131,6 +144,8 @@ def draw_face(rng: np.random.Generator, size: int = 256) -> tuple[np.ndarray, Fa
     Args:
         rng: the random generator every choice is drawn from.
         size: side of the square image in pixels.
+        sensor_noise: end with `add_sensor_noise` (False: the clean drawing, for a data set that
+            applies the same camera to its real and fake images afterwards).
 
     Returns:
         The portrait (uint8 RGB, size x size) and the inner-face ellipse.
@@ -145,8 +160,8 @@ def draw_face(rng: np.random.Generator, size: int = 256) -> tuple[np.ndarray, Fa
     eyes = _draw_eyes_and_brows(img, rng, head, skin, hair, s)
     _draw_nose_and_mouth(img, rng, head, skin, eyes, s)
     _draw_beard_and_glasses(img, rng, head, hair, eyes)
-    img += rng.normal(0, rng.uniform(1, 4), img.shape).astype(np.float32)  # sensor noise
-    img = cv2.GaussianBlur(img, (0, 0), s / 300.0)
+    if sensor_noise:
+        img = add_sensor_noise(img, rng)
     out = np.clip(np.rint(img), 0, 255).astype(np.uint8)
     face = FaceRegion(*head.pt(0, 0.13), head.a * 0.78, head.b * 0.78, head.ang)
     return out, face

@@ -93,10 +93,11 @@ def _split_counts(total: int, fake_fraction: float) -> tuple[int, int]:
     return total - n_fake, n_fake
 
 
-def procedural_source(size: int, seed: int) -> Callable[[], tuple[np.ndarray, FaceRegion]]:
-    """A seeded endless source of procedural faces: draw() -> (uint8 RGB size x size, face region)."""
+def procedural_source(size: int, seed: int, sensor_noise: bool = True) -> Callable[[], tuple[np.ndarray, FaceRegion]]:
+    """A seeded endless source of procedural faces: draw() -> (uint8 RGB size x size, face region);
+    `sensor_noise=False` draws them without the camera's noise and blur (faces.draw_face)."""
     rng = np.random.default_rng(seed)
-    return lambda: draw_face(rng, size)
+    return lambda: draw_face(rng, size, sensor_noise)
 
 
 def folder_source(faces: Sequence[tuple[np.ndarray, FaceRegion, Path]], seed: int
@@ -119,18 +120,19 @@ def folder_source(faces: Sequence[tuple[np.ndarray, FaceRegion, Path]], seed: in
 
 def split_sources(image_size: int, counts: dict[str, int], seed: int = 0,
                   real_images: str | os.PathLike | None = None, face_box: str = "haar",
-                  log: Callable[[str], None] = print
+                  log: Callable[[str], None] = print, sensor_noise: bool = True
                   ) -> tuple[dict[str, Callable[[], tuple[np.ndarray, FaceRegion]]], str]:
     """One face source per split -> ({split: draw()}, origin), draw() giving (uint8 RGB face, region).
 
     Procedural faces (seeded per split) when `real_images` is None; else the faces found in that
     folder (face_box "haar": OpenCV's Haar cascade, "center": aligned crops), the photos divided
     between the splits in proportion to `counts` so no photo appears in two splits.
+    `sensor_noise=False` draws procedural faces without the camera's noise (faces.draw_face).
     """
     sources: dict[str, Callable[[], tuple[np.ndarray, FaceRegion]]] = {}
     if real_images is None:
         for i, split in enumerate(SPLITS):
-            sources[split] = procedural_source(image_size, seed * 1000 + i)
+            sources[split] = procedural_source(image_size, seed * 1000 + i, sensor_noise)
         return sources, "procedural"
     detector = center_face_detector if face_box == "center" else haar_face_detector()
     faces, skipped = faces_from_folder(real_images, image_size, detector)

@@ -7,7 +7,6 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from cams.core.files import save_figure
 from cams.core.outputs import OutputFolder, check_apart
 
 KNOWN = ("fakes_dataset", "synthetic_dataset")
@@ -72,13 +71,9 @@ def samples_outputs(out_dir: str | os.PathLike, datasets: Sequence[Path]) -> Out
 def plot_samples(data_root: str | os.PathLike = "data", datasets: Sequence[str] | None = None, n: int = 4,
                  split: str = "train", out_dir: str | os.PathLike = "out", seed: int = 0,
                  log: Callable[[str], None] = print) -> Path:
-    """One row of n real and one of n fake samples per data set ->
+    """Per data set one row: n real then n fake samples side by side, each drawn at its full
+    resolution (one image pixel per figure pixel, no interpolation) ->
     `<out_dir>/figures/samples_of_faces_dataset.png` (the report's plot_samples_of_faces_dataset.py)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from .faces import read_rgb
 
     if n < 1:
@@ -86,20 +81,42 @@ def plot_samples(data_root: str | os.PathLike = "data", datasets: Sequence[str] 
     found = find_datasets(data_root, datasets)
     outputs = samples_outputs(out_dir, found)
     outputs.record(FIGURE)
-    rows = [(d, cls, paths) for d in found for cls, paths in pick_samples(d, split, n, seed).items()]
-    fig, axes = plt.subplots(len(rows), n, figsize=(2.2 * n, 2.3 * len(rows)), squeeze=False)
-    for r, (d, cls, paths) in enumerate(rows):
-        for c in range(n):
-            ax = axes[r, c]
-            ax.axis("off")
-            if c < len(paths):
-                img = read_rgb(paths[c])
-                if img is not None:
-                    ax.imshow(img)
-            if c == 0:
-                ax.set_title(f"{d.name}: {cls}", loc="left", fontsize=10)
-    fig.tight_layout()
-    path = save_figure(fig, outputs.path(FIGURE))
+    rows = []
+    for d in found:
+        picked = pick_samples(d, split, n, seed)
+        rows.append((d, [(cls, read_rgb(p)) for cls in ("real", "fake") for p in picked[cls]]))
+    path = _full_resolution_figure(rows, outputs.path(FIGURE))
+    log(f"wrote {path} ({', '.join(d.name for d in found)}; {split} split, {n} per class, full resolution)")
+    return path
+
+
+def _full_resolution_figure(rows: list, path: Path, dpi: int = 100, gap: int = 4, title_px: int = 30) -> Path:
+    """Lay out [(data set, [(class, image or None), ...]), ...] one data set per row under its name,
+    every image at its own pixel size (the largest image sets the cell) and titled with its class."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from cams.core.files import atomic_path
+
+    cell = max((im.shape[0] for _, ims in rows for _, im in ims if im is not None), default=64)
+    cols = max((len(ims) for _, ims in rows), default=1)
+    width, height = cols * (cell + gap) + gap, len(rows) * (cell + title_px + gap) + gap
+    fig = plt.figure(figsize=(width / dpi, height / dpi), dpi=dpi)
+    for r, (d, ims) in enumerate(rows):
+        top = gap + r * (cell + title_px + gap) + title_px
+        fig.text(gap / width, 1 - (top - title_px + 2) / height, d.name, fontsize=9, va="top", weight="bold")
+        for c, (cls, im) in enumerate(ims):
+            if im is None:
+                continue
+            h, w = im.shape[:2]
+            left = gap + c * (cell + gap)
+            ax = fig.add_axes((left / width, 1 - (top + h) / height, w / width, h / height))
+            ax.imshow(im, interpolation="none")
+            ax.set_axis_off()
+            ax.set_title(cls, fontsize=8, loc="left", pad=2)
+    with atomic_path(path) as tmp:  # no bbox cropping: the axes stay at their exact pixel size
+        fig.savefig(tmp, dpi=dpi, format="png")
     plt.close(fig)
-    log(f"wrote {path} ({', '.join(d.name for d in found)}; {split} split, {n} per class)")
     return path

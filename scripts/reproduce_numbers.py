@@ -4,8 +4,12 @@ Studies (--studies, comma-separated):
   planted    the face study on the generated fakes_dataset: SimpleNet's test accuracy and fake-score
              AUC (best-validation checkpoint) and the pointing game of Saliency, Grad-CAM and Grad-CAM++
              against the planted-region masks;
-  synthetic  the same detector on the AutoGAN synthetic_dataset (accuracy, AUC), plus XceptionBased with
-             random weights when --xception-size is given;
+  synthetic  the same detector on the AutoGAN synthetic_dataset (accuracy, AUC), plus XceptionBased when
+             --xception-size is given (random weights; --xception-weights imagenet, or PATH to an Xception
+             no-top .h5, for the report's ImageNet start), and the data set's sharpness: median variance
+             of the Laplacian and high-frequency share of the real and the fake test images
+             (deepfake_xai.sharpness), the fakes' PSNR/SSIM against their sources, and the contrast of
+             the fake - real spectrum at the x4 up-sampling replica frequencies;
   bengali    the digit CNN on the synthetic Bengali digits (held-out-font test accuracy; share of the
              Grad-CAM, Grad-CAM++ and Score-CAM energy on the strokes +2 px of 200 test digits).
 Each data set is generated once (data seed 0, as `make-dataset` does by default); only the training
@@ -14,6 +18,8 @@ the spread is what the choice of seed alone does to a figure.
 
     python scripts/reproduce_numbers.py                       # 3 seeds, 128 px, planted + synthetic
     python scripts/reproduce_numbers.py --image-size 256      # the report's verbatim size (slower)
+    python scripts/reproduce_numbers.py --studies synthetic --train 600 --val 100 --test 100 \
+        --xception-size 96 --out runs/reproduce-synthetic      # the synthetic comparison (the demo's set)
 """
 from __future__ import annotations
 
@@ -88,12 +94,33 @@ def _build_data(study: str, data_root: Path, a) -> None:
         from deepfake_xai.make_dataset import generate_dataset
 
         generate_dataset(data_root, "fakes_dataset", a.image_size, counts, seed=0, progress=False, log=_quiet)
-    if study == "synthetic" and not (data_root / "synthetic_dataset" / "dataset.json").is_file():
-        from deepfake_xai.synthetic_dataset import generate_synthetic_dataset
+    if study == "synthetic":
+        from deepfake_xai.make_dataset import check_destination
+        from deepfake_xai.synthetic_dataset import generate_synthetic_dataset, synthetic_settings
 
-        generate_synthetic_dataset(data_root, "synthetic_dataset", a.image_size, counts, seed=0,
-                                   internal_size=min(128, a.image_size - a.image_size % 4), progress=False,
-                                   log=_quiet)
+        internal = min(128, a.image_size - a.image_size % 4)
+        folder = check_destination(data_root / "synthetic_dataset", True,
+                                   synthetic_settings(a.image_size, counts, 0, None, "haar", internal))
+        if folder.previous is None or folder.changed_settings():  # reused only when made with these settings
+            generate_synthetic_dataset(data_root, "synthetic_dataset", a.image_size, counts, seed=0,
+                                       internal_size=internal, overwrite=True, progress=False, log=_quiet)
+
+
+def synthetic_figures(dataset: Path) -> dict:
+    """Sharpness of the real and fake test images, the fakes' PSNR/SSIM (dataset.json) and the spectrum's
+    contrast at the x4 up-sampling replicas (fake - real, and real half vs half as the yardstick)."""
+    from deepfake_xai.sharpness import split_sharpness
+    from deepfake_xai.spectrum import log_spectrum, peak_contrast, read_images
+
+    info = json.loads((dataset / "dataset.json").read_text())
+    real = read_images(sorted((dataset / "test" / "real").glob("*.png")))
+    fake = read_images(sorted((dataset / "test" / "fake").glob("*.png")))
+    half = len(real) // 2
+    return {"sharpness_test": split_sharpness(dataset, "test"),
+            "fidelity_test": info.get("fidelity_at_internal_size", {}).get("test"),
+            "peak_contrast_fake_vs_real": peak_contrast(log_spectrum(fake) - log_spectrum(real)),
+            "peak_contrast_real_half_vs_half": peak_contrast(log_spectrum(real[:half]) - log_spectrum(real[half:])),
+            "generator_training": info.get("generator_training")}
 
 
 def machine() -> str:
@@ -133,6 +160,16 @@ def print_table(info: dict, a) -> None:
             for key, s in metrics.items():
                 print(f"{study:<10} {model:<14} {key:<26} {s['mean']:>8.3f} {s['std']:>7.3f} {s['min']:>8.3f} "
                       f"{s['max']:>8.3f}")
+    syn = info.get("data_sets", {}).get("synthetic")
+    if syn:
+        from deepfake_xai.sharpness import describe
+
+        fid = syn["fidelity_test"] or {}
+        print(f"synthetic test split, {describe(syn['sharpness_test'])}")
+        print(f"fakes vs their source faces: PSNR {fid.get('psnr_db', float('nan')):.1f} dB, SSIM "
+              f"{fid.get('ssim', float('nan')):.3f}; spectrum contrast at the x4 up-sampling replicas: fake - real "
+              f"{syn['peak_contrast_fake_vs_real']:.3f}, real half vs half "
+              f"{syn['peak_contrast_real_half_vs_half']:.3f}")
 
 
 def main(argv=None) -> int:
@@ -148,6 +185,9 @@ def main(argv=None) -> int:
                     help="also train XceptionBased (random weights) on the synthetic set at this side (>= 71); "
                          "0 = skip (default)")
     ap.add_argument("--xception-epochs", type=int, default=2, help="XceptionBased epochs (default: 2)")
+    ap.add_argument("--xception-weights", default="none",
+                    help="XceptionBased backbone: none (random, default), imagenet (Keras' download) or PATH to an "
+                         "Xception no-top .h5 (the report's ImageNet start without a download)")
     ap.add_argument("--bengali-samples", type=int, default=20000, help="synthetic digits (default: 20000)")
     ap.add_argument("--bengali-epochs", type=int, default=10, help="digit CNN epochs (default: 10, the demo's)")
     ap.add_argument("--out", default="runs/reproduce", help="work folder; results in OUT/reproduce.json")
@@ -175,16 +215,17 @@ def main(argv=None) -> int:
                     row = _bengali_run(work, seed, a)
                 elif model == "XceptionBased":
                     row = _face_run(study, model, data_root, work, seed, a, a.xception_size, a.xception_epochs,
-                                    weights="none")
+                                    weights=a.xception_weights)
                 else:
                     row = _face_run(study, model, data_root, work, seed, a, a.image_size, a.epochs)
                 runs[model].append(row)
                 print(f"{study} {model} seed {seed}: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items())
                       + f" ({time.time() - t:.0f} s)", flush=True)
         results[study] = {m: summarise(rows) for m, rows in runs.items()}
+    figures = {"synthetic": synthetic_figures(data_root / "synthetic_dataset")} if "synthetic" in studies else {}
     info = {"date": started.isoformat(timespec="seconds"), "machine": machine(), "seeds": seeds,
             "settings": {k: v for k, v in vars(a).items() if k not in ("out",)}, "seconds": time.time() - t0,
-            "results": results}
+            "results": results, "data_sets": figures}
     work.mkdir(parents=True, exist_ok=True)
     (work / "reproduce.json").write_text(json.dumps(info, indent=2))
     print_table(info, a)
