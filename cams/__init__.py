@@ -38,6 +38,8 @@ EXPLAINERS = {
     "AblationCAM": "cams.methods.ablation",
     "SSCAM": "cams.methods.score_variants",
     "ISCAM": "cams.methods.score_variants",
+    "AttentionRollout": "cams.methods.attention",
+    "GradientAttention": "cams.methods.attention",
     "LCAM": "cams.methods.lcam",
     "FeatureCAM": "cams.methods.feature_cam",
 }
@@ -46,7 +48,8 @@ FUNCTIONS = {
     "resolve_layer": "cams.core.model_graph",
     "conv_layer_names": "cams.core.model_graph",
 }
-SUBPACKAGES = ("core", "methods", "metrics", "viz", "training", "export", "distributed", "studies", "cli")
+SUBPACKAGES = ("core", "targets", "methods", "metrics", "viz", "training", "export", "callbacks", "report", "sanity",
+               "distributed", "studies", "cli")
 
 __all__ = [*EXPLAINERS, *FUNCTIONS, *SUBPACKAGES, "__version__"]
 

@@ -39,3 +39,15 @@ def conv_flatten_dense(size=20, classes=3, softmax=True, functional=False):
 
 def images(n=4, size=24, channels=3, seed=0):
     return np.random.default_rng(seed).random((n, size, size, channels)).astype("float32")
+
+
+class ClassToken(keras.layers.Layer):
+    """Prepends a learned class token to (N, T, D) tokens, as ViT does."""
+
+    def build(self, shape):
+        self.token = self.add_weight(shape=(1, 1, shape[-1]), initializer="random_normal")
+
+    def call(self, x):
+        import tensorflow as tf
+
+        return tf.concat([tf.tile(self.token, [tf.shape(x)[0], 1, 1]), x], axis=1)

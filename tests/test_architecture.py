@@ -11,10 +11,11 @@ PACKAGES = ("bengali_xai", "cams", "deepfake_xai")
 #: the layers of cams, bottom first: a module may import its own layer and those below it
 LAYERS = (
     ("core",),
+    ("targets",),
     ("methods",),
     ("metrics",),
     ("viz",),
-    ("training", "export", "callbacks"),
+    ("training", "export", "callbacks", "report", "sanity"),
     ("distributed",),
     ("studies",),
     ("cli",),

@@ -7,17 +7,10 @@ import pytest
 import tensorflow as tf
 
 import cams
+from cams_models import ClassToken
 from cams.core import model_graph
 
 SIZE, PATCH, DIM, HEADS, BLOCKS = 16, 4, 8, 2, 2
-
-
-class ClassToken(keras.layers.Layer):
-    def build(self, shape):
-        self.token = self.add_weight(shape=(1, 1, shape[-1]), initializer="random_normal")
-
-    def call(self, x):
-        return tf.concat([tf.tile(self.token, [tf.shape(x)[0], 1, 1]), x], axis=1)
 
 
 @pytest.fixture(scope="module")

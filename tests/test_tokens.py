@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 import cams
+from cams_models import ClassToken
 from cams.core import model_graph, tokens
 
 
@@ -39,14 +40,6 @@ def test_adjoint_is_the_transpose_and_a_custom_reshape_gets_the_same_one():
     assert abs(lhs - rhs) < 1e-4
     custom = tokens.CustomGrid(lambda t: tf.reshape(t[:, 2:], (-1, 3, 4, 5)))
     np.testing.assert_allclose(custom.adjoint(v, u).numpy(), grid.adjoint(v, u).numpy(), atol=1e-6)
-
-
-class ClassToken(keras.layers.Layer):
-    def build(self, shape):
-        self.token = self.add_weight(shape=(1, 1, shape[-1]), initializer="random_normal")
-
-    def call(self, x):
-        return tf.concat([tf.tile(self.token, [tf.shape(x)[0], 1, 1]), x], axis=1)
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,9 @@
     explain.py       layers, explain, explain-folder
     feature_cam.py   feature-cam (the Feature CAM paper's Tables 2/3 and figures)
     lcam.py          lcam-train, lcam-eval (the L-CAM paper's Table 1)
+    evaluate.py      evaluate (methods x metrics with 95% confidence intervals)
+    report.py        report (a self-contained report.html of an explanation run)
+    sanity.py        sanity (Adebayo et al.'s randomisation checks: sanity.csv and figures)
 """
 from __future__ import annotations
 
@@ -15,7 +18,8 @@ from cams.cli.common import add_image_options, images_for, load_model  # noqa: F
 
 #: modules that add their own subcommands: each defines `add_commands(subparsers)` and sets
 #: `func(args) -> int` on its parsers (ValueError = the user's error)
-COMMAND_MODULES = ("cams.cli.explain", "cams.cli.feature_cam", "cams.cli.lcam")
+COMMAND_MODULES = ("cams.cli.explain", "cams.cli.feature_cam", "cams.cli.lcam", "cams.cli.evaluate", "cams.cli.report",
+                   "cams.cli.sanity")
 
 
 def build_parser() -> argparse.ArgumentParser:

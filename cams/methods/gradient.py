@@ -48,6 +48,27 @@ def gradcam_plus_plus_weights(A: tf.Tensor, d1: tf.Tensor, d2: tf.Tensor, d3: tf
     return tf.reduce_sum(alpha * tf.nn.relu(d1), axis=[1, 2])
 
 
+def layer_gradients(explainer, x: tf.Tensor, targets):
+    """One forward pass and one tape through a layer explainer's feature layer.
+
+    Args:
+        explainer: a `LayerExplainer` (its `forward` replays the model and exposes A).
+        x: float32 images (B, H, W, C).
+        targets: int32 (B,) class indices, -1 for the top-1 class (or a bound target object).
+
+    Returns:
+        (A, g = dS/dA both float32, the logits, the targets resolved to the top-1 class where -1).
+    """
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+        A, logits = explainer.forward(x, on_feature=tape.watch)
+        targets = resolve_targets(logits, targets)
+        scores = target_scores(logits, targets)
+    g = tape.gradient(scores, A)
+    if g is None:
+        raise ValueError(f"the model's output does not depend on layer {explainer.layer.name!r}")
+    return tf.cast(A, tf.float32), tf.cast(g, tf.float32), logits, targets
+
+
 class GradientCAM(LayerExplainer):
     """Base class of the gradient CAMs: one tape per batch, then the method's rule.
 
@@ -101,14 +122,8 @@ class GradientCAM(LayerExplainer):
 
     def _gradients(self, x: tf.Tensor, targets: tf.Tensor):
         """(A, g, targets) with g = dS/dA, all float32; targets resolved to top-1 where -1."""
-        with tf.GradientTape(watch_accessed_variables=False) as tape:
-            A, logits = self.forward(x, on_feature=tape.watch)
-            targets = resolve_targets(logits, targets)
-            scores = target_scores(logits, targets)
-        g = tape.gradient(scores, A)
-        if g is None:
-            raise ValueError(f"the model's output does not depend on layer {self.layer.name!r}")
-        return tf.cast(A, tf.float32), tf.cast(g, tf.float32), targets
+        A, g, _, targets = layer_gradients(self, x, targets)
+        return A, g, targets
 
     def _orders(self, g: tf.Tensor) -> Derivatives:
         if not self.higher_orders:

@@ -19,7 +19,8 @@ from typing import Dict, List, Mapping, Optional, Tuple
 
 import tensorflow as tf
 
-from cams.core.base import normalize_maps, resize_maps, resolve_targets, target_scores
+from cams.core.base import normalize_maps, resize_maps, resolve_targets
+from cams.methods.gradient import layer_gradients
 
 
 def shares_pass(explainer) -> bool:
@@ -58,14 +59,7 @@ def group_pass(group: Mapping[str, object], x: tf.Tensor, targets) -> Tuple[tf.T
     first = next(iter(group.values()))
     g = None
     if any(e.needs_gradient for e in group.values()):
-        with tf.GradientTape(watch_accessed_variables=False) as tape:
-            A, logits = first.forward(x, on_feature=tape.watch)
-            targets = resolve_targets(logits, targets)
-            scores = target_scores(logits, targets)
-        g = tape.gradient(scores, A)
-        if g is None:
-            raise ValueError(f"the model's output does not depend on layer {first.layer.name!r}")
-        g = tf.cast(g, tf.float32)
+        A, g, logits, targets = layer_gradients(first, x, targets)
     else:
         A, logits = first.forward(x)
         targets = resolve_targets(logits, targets)
