@@ -402,6 +402,7 @@ def _run(model, x, tap: _Tap, layers: Sequence, extra_probes: Optional[dict] = N
         return _replay(model, x, tap, strip_softmax=True)
 
 
+@tf.autograph.experimental.do_not_convert
 def forward(model, x, layer=None, on_feature: Optional[Callable] = None, replace: Optional[Callable] = None,
             after_relu: Optional[Callable] = None, all_outputs: bool = False, reshape: Optional[Callable] = None):
     """Run `model` on `x` and return (A, logits): the activation of `layer` and pre-softmax scores.
@@ -433,6 +434,7 @@ def forward(model, x, layer=None, on_feature: Optional[Callable] = None, replace
     return tap.value, logits
 
 
+@tf.autograph.experimental.do_not_convert
 def forward_layers(model, x, layers: Sequence, on_feature: Optional[Callable] = None, all_outputs: bool = False):
     """One pass of `model` on `x` recording several layers: ([A_1, ..., A_n], logits).
 
@@ -463,6 +465,7 @@ def _scores_forced(call, args, kwargs):
     return out if asked else out[0]
 
 
+@tf.autograph.experimental.do_not_convert
 def forward_attention(model, x, on_attention: Optional[Callable] = None):
     """Run `model` on `x` recording the attention probabilities of its keras MultiHeadAttention layers.
 
@@ -676,7 +679,7 @@ def logits_function(model):
         _, h, w, c = input_shape(model)
         fn = tf.function(
             lambda x: tf.cast(forward(model, x)[1], tf.float32),
-            input_signature=[tf.TensorSpec((None, h, w, c), tf.float32)],
+            input_signature=[tf.TensorSpec((None, h, w, c), tf.float32)], autograph=False,
         )
         _LOGITS_FNS[model] = fn
     return fn

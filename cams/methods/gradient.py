@@ -48,6 +48,7 @@ def gradcam_plus_plus_weights(A: tf.Tensor, d1: tf.Tensor, d2: tf.Tensor, d3: tf
     return tf.reduce_sum(alpha * tf.nn.relu(d1), axis=[1, 2])
 
 
+@tf.autograph.experimental.do_not_convert
 def layer_gradients(explainer, x: tf.Tensor, targets):
     """One forward pass and one tape through a layer explainer's feature layer.
 

@@ -45,6 +45,7 @@ def pass_groups(explainers: Mapping[str, object]) -> List[Dict[str, object]]:
     return list(groups.values())
 
 
+@tf.autograph.experimental.do_not_convert
 def group_pass(group: Mapping[str, object], x: tf.Tensor, targets) -> Tuple[tf.Tensor, Dict[str, tf.Tensor]]:
     """One forward pass (and one tape when a member needs g) for explainers on the same layer.
 
@@ -68,6 +69,7 @@ def group_pass(group: Mapping[str, object], x: tf.Tensor, targets) -> Tuple[tf.T
     return logits, {n: normalize_maps(resize_maps(e.map_from_pass(A, g, logits, targets), size)) for n, e in group.items()}
 
 
+@tf.autograph.experimental.do_not_convert
 def shared_maps(explainers: Mapping[str, object], x: tf.Tensor, targets) -> Tuple[Optional[tf.Tensor], Dict[str, tf.Tensor]]:
     """The maps of every sharing explainer in `explainers`, one pass per feature layer.
 
