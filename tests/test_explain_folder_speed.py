@@ -5,8 +5,13 @@
   equal model.predict's;
 * a short last batch is padded: the batch function is traced once (also under XLA, `jit`);
 * every --maps-dtype reads back through `cams.distributed.read_maps` as the float32 maps within the
-  encoding's step; another --maps-dtype in the same --out is another job (refused without --restart).
+  encoding's step; another --maps-dtype in the same --out is another job (refused without --restart);
+  a run manifest written before --maps-dtype existed is a float32 run (resumed with float32, refused
+  with the float16 default);
+* --maps-layout shards: one .npz per batch, read back as the per-image files are, resumed per shard,
+  owned like the per-image files (a user's shard-like file refused, --restart removes only the job's).
 """
+import json
 import contextlib
 import io
 from pathlib import Path
@@ -22,7 +27,9 @@ from cams.methods.registry import make_explainer
 from cams_models import conv_gap_dense, images
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "bad_inputs.md"
-CASES = ["explain-folder-maps-dtype-unknown", "explain-folder-maps-dtype-changed", "read-maps-not-an-output"]
+CASES = ["explain-folder-maps-dtype-unknown", "explain-folder-maps-dtype-changed", "read-maps-not-an-output",
+         "explain-folder-maps-layout-unknown", "explain-folder-maps-layout-beam", "explain-folder-maps-layout-changed",
+         "explain-folder-shard-user-file", "explain-folder-shard-unreadable", "explain-folder-manifest-before-maps-dtype"]
 SHARED = ["gradcam", "gradcam++", "hirescam", "xgradcam", "layercam", "cam", "eigencam"]
 SIZE = 16
 
@@ -81,10 +88,10 @@ def folder(tmp_path_factory):
     return root, model
 
 
-def explain(root, model, dtype, out):
+def explain(root, model, dtype, out, layout="files", overlays=False, restart=False):
     explainers = {m: make_explainer(m, model) for m in ("gradcam", "gradcam++")}
-    return explain_folder(model, [root], out, explainers, batch_size=2, overlays=False, progress=False,
-                          maps_dtype=dtype)
+    return explain_folder(model, [root], out, explainers, batch_size=2, overlays=overlays, progress=False,
+                          maps_dtype=dtype, maps_layout=layout, restart=restart)
 
 
 @pytest.mark.parametrize("dtype,step", [("float16", 2.0 ** -11), ("uint8", 1 / 510)])
@@ -156,3 +163,85 @@ def test_ablation_shares_the_heads_pooling():
     assert pooled.after_pool is not None
     x = images(3, SIZE, seed=3)
     np.testing.assert_allclose(pooled(x), full(x), atol=1e-5)
+
+
+def test_shards_hold_the_same_maps_as_files(folder, tmp_path):
+    root, model = folder
+    explain(root, model, "float16", tmp_path / "files")
+    report = explain(root, model, "float16", tmp_path / "shards", layout="shards", overlays=True)
+    assert report.explained == 5
+    shards = sorted((tmp_path / "shards" / "maps" / "shards").glob("*.npz"))
+    assert len(shards) == 3 and not list((tmp_path / "shards" / "maps").glob("*.npz"))  # 2 + 2 + 1, no per-image file
+    assert len(list((tmp_path / "shards" / "overlays").glob("*.png"))) == 10  # overlays stay per image
+    per_image, sharded = dict(read_maps(tmp_path / "files")), dict(read_maps(tmp_path / "shards"))
+    assert sorted(per_image) == sorted(sharded) and len(sharded) == 5
+    for name, record in per_image.items():
+        assert sharded[name]["predicted"] == record["predicted"]
+        assert sharded[name]["probability"] == pytest.approx(record["probability"], abs=1e-6)
+        for m in ("gradcam", "gradcampp"):
+            np.testing.assert_array_equal(sharded[name][m], record[m], err_msg=f"{name} {m}")
+    refs = [line.split(",")[1] for line in (tmp_path / "shards" / "predictions.csv").read_text().splitlines()[1:]]
+    assert all(r.startswith("maps/shards/") and "#" in r for r in refs)
+    with np.load(shards[0]) as z:
+        assert z["gradcam"].ndim == 3 and z["gradcam"].dtype == np.float16 and len(z["names"]) == len(z["gradcam"])
+
+
+def test_shards_resume_and_restart(folder, tmp_path):
+    root, model = folder
+    out = tmp_path / "out"
+    explain(root, model, "uint8", out, layout="shards")
+    shards = sorted((out / "maps" / "shards").glob("*.npz"))
+    lost = 0
+    for shard in shards[:2]:
+        with np.load(shard) as z:
+            lost += len(z["names"])
+    shards[0].unlink()  # as if killed before that batch was written
+    (out / "predictions.csv").unlink()
+    shards[1].write_bytes(b"not a zip")  # explain-folder-shard-unreadable: its images are explained again
+    report = explain(root, model, "uint8", out, layout="shards")
+    assert report.done_before == 5 - lost and report.explained == lost
+    assert len(dict(read_maps(out))) == 5
+    (out / "maps" / "notes.npz").write_bytes(b"mine")
+    with pytest.raises(ValueError, match="--restart"):  # explain-folder-maps-layout-changed
+        explain(root, model, "uint8", out)
+    explain(root, model, "uint8", out, restart=True)
+    assert not list((out / "maps" / "shards").glob("*.npz")) and (out / "maps" / "notes.npz").read_bytes() == b"mine"
+    assert len(dict(read_maps(out))) == 5
+
+
+def test_shard_like_user_file_is_refused(folder, tmp_path):  # explain-folder-shard-user-file
+    root, model = folder
+    out = tmp_path / "out"
+    mine = out / "maps" / "shards" / "0123456789abcdef.npz"
+    mine.parent.mkdir(parents=True)
+    mine.write_bytes(b"a user's file")
+    with pytest.raises(ValueError, match="0123456789abcdef.npz"):
+        explain(root, model, "float16", out, layout="shards")
+    assert mine.read_bytes() == b"a user's file"
+
+
+def test_manifest_before_maps_dtype_is_a_float32_run(folder, tmp_path):  # explain-folder-manifest-before-maps-dtype
+    root, model = folder
+    out = tmp_path / "out"
+    explain(root, model, "float32", out)
+    manifest = next(out.glob(".cams-run.*.json"))
+    data = json.loads(manifest.read_text())
+    for key in ("maps", "layout"):  # as a run of an earlier version wrote it
+        del data["settings"][key]
+    manifest.write_text(json.dumps(data))
+    assert explain(root, model, "float32", out).done_before == 5  # resumed: the same job
+    with pytest.raises(ValueError, match="maps: float32 -> float16"):
+        explain(root, model, "float16", out)
+
+
+def test_maps_layout_cli(folder, tmp_path):
+    root, _ = folder
+    base = ["explain-folder", "--model", root / "m.keras", "--images", root, "--out", tmp_path / "out", "--no-overlays"]
+    code, _, err = run(*base, "--maps-layout", "zip")  # explain-folder-maps-layout-unknown
+    assert code == 2 and "--maps-layout" in err and "shards" in err
+    code, _, err = run(*base, "--maps-layout", "shards", "--runner", "DirectRunner")  # explain-folder-maps-layout-beam
+    assert code == 2 and "--maps-layout shards" in err and "--runner" in err
+    assert not (tmp_path / "out").exists()
+    code, stdout, err = run(*base, "--maps-layout", "shards", "--batch-size", "4")
+    assert code == 0, err
+    assert len(list((tmp_path / "out" / "maps" / "shards").glob("*.npz"))) == 2

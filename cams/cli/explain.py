@@ -120,6 +120,9 @@ def cmd_explain(args) -> int:
 def cmd_explain_folder(args) -> int:
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.runner is not None and args.maps_layout != "files":
+        raise ValueError(f"--maps-layout {args.maps_layout} is written by the single-process run only; "
+                         f"drop --runner or use --maps-layout files")
     if args.runner is None and (args.direct_num_workers is not None or args.beam_args):
         raise ValueError("--direct-num-workers and pipeline options after -- need --runner (e.g. --runner DirectRunner)")
     check_report_option(args)
@@ -147,7 +150,7 @@ def _explain_folder_local(args):
         model, args.images, args.out, explainers_for(model, args),
         size=tuple(args.size) if args.size else None, scale=args.scale, offset=args.offset, batch_size=args.batch_size,
         overlays=not args.no_overlays, layer=args.layer, lcam=args.lcam, restart=args.restart,
-        maps_dtype=args.maps_dtype, jit=args.jit,
+        maps_dtype=args.maps_dtype, jit=args.jit, maps_layout=args.maps_layout,
     )
 
 
@@ -221,10 +224,13 @@ def add_commands(sub) -> None:
                         "needed to rerun into the same --out with other settings")
     p.add_argument("--batch-size", type=positive_int, default=16, help="images per batch (default 16)")
     p.add_argument("--no-overlays", action="store_true", help="write only the .npz maps")
-    p.add_argument("--maps-dtype", choices=("float32", "float16", "uint8"), default="float32",
-                   help="the maps' encoding in the .npz files: float32 (zlib-compressed, default), float16 or uint8 "
-                        "(q = round(255 m) with maps_scale; both uncompressed, ~50x cheaper to write); "
+    p.add_argument("--maps-dtype", choices=("float16", "uint8", "float32"), default="float16",
+                   help="the maps' encoding in the .npz files: float16 (default; error <= 2^-11), uint8 (q = round(255 m) "
+                        "with maps_scale; half the size) or float32 (exact, zlib-compressed, ~28x slower to write); "
                         "cams.distributed.read_maps(OUT) reads any back as float32")
+    p.add_argument("--maps-layout", choices=("files", "shards"), default="files",
+                   help="files: maps/<image>.npz per image (default); shards: maps/shards/<digest>.npz per batch "
+                        "(predictions.csv points at <shard>#<row>; fewer files for large folders; one process only)")
     p.add_argument("--jit", action="store_true", help="compile the batch function with XLA (jit_compile; opt-in)")
     add_report_option(p)
     p.add_argument("--runner", choices=BEAM_RUNNERS, default=None,

@@ -48,11 +48,12 @@ from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInf
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from cams.core.images import IMAGE_SUFFIXES, decode_image
+from cams.core.mapfiles import SHARD_NAME
 from cams.core.outputs import MANIFEST_PREFIX, MANIFEST_VERSION, OutputFolder
 from cams.distributed.local import (COMMAND, JOB, PREDICTIONS, PREDICTIONS_HEADER, SUBFOLDERS, BatchExplainer,
                                     BatchReport, check_out, claim_job, derived_names, earlier_outputs, image_outputs,
                                     image_size, job_settings, npz_name, open_output, output_names, prediction_row,
-                                    read_prediction, relative_name, write_local)
+                                    read_prediction, relative_name, with_earlier_defaults, write_local)
 
 #: namespace of the pipeline's counters (RunInference adds its own under "RunInference")
 METRICS_NAMESPACE = "cams.explain_folder"
@@ -77,7 +78,7 @@ class FolderJob:
     batch_size: int = 16
     overlays: bool = True
     unsafe: bool = False  # let Keras deserialise Lambda layers (only for model files you trust)
-    maps_dtype: str = "float32"  # the maps' encoding (cams.distributed.maps)
+    maps_dtype: str = "float16"  # the maps' encoding (cams.core.mapfiles)
     jit: bool = False  # XLA-compile the batch function
 
 
@@ -421,7 +422,7 @@ def open_remote_output(out: str, settings: Mapping, derived: Set[str],
     Returns:
         (the `RemoteOutputFolder`, its manifest saved; the derived files that exist now).
     """
-    folder = RemoteOutputFolder(out, settings)
+    folder = with_earlier_defaults(RemoteOutputFolder(out, settings))
     existing = set()
     for sub in SUBFOLDERS:
         prefix = FileSystems.join(folder.folder, sub) + "/"
@@ -430,6 +431,8 @@ def open_remote_output(out: str, settings: Mapping, derived: Set[str],
         except (ValueError, OSError):
             matched = []
         existing.update(m.path[len(folder.folder) + 1:] for m in matched)
+    if ((folder.previous or {}).get("settings") or {}).get("layout") == "shards":  # a single-process run's shards
+        derived = derived | {name for name in existing if SHARD_NAME.match(name)}
     doomed = claim_job(folder, derived, existing, (PREDICTIONS, UNREADABLE_LIST), restart,
                        lambda: earlier_outputs(folder.previous.get("settings") or {}, _list_keys))
     there = [folder.path(n) for n in sorted(doomed) if FileSystems.exists(folder.path(n))]
@@ -472,7 +475,7 @@ def explain_folder_beam(model: str, inputs: Sequence[str], out: str, methods: st
                         size: Optional[Tuple[int, int]] = None, scale: float = 1 / 255.0, offset: float = 0.0,
                         batch_size: int = 16, overlays: bool = True, runner: str = "DirectRunner",
                         num_workers: Optional[int] = None, pipeline_args: Sequence[str] = (),
-                        unsafe: bool = False, restart: bool = False, maps_dtype: str = "float32",
+                        unsafe: bool = False, restart: bool = False, maps_dtype: str = "float16",
                         jit: bool = False) -> BatchReport:
     """Run the explain-folder pipeline and wait for it; the outputs equal `local.explain_folder`'s.
 

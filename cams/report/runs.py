@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
@@ -28,6 +29,7 @@ import numpy as np
 
 from cams.core.files import read_utf8
 from cams.core.images import load_image
+from cams.core.mapfiles import MapReader
 from cams.core.outputs import MANIFEST_PREFIX
 from cams.report.page import Entry
 from cams.report.thumbs import Pictures
@@ -121,14 +123,20 @@ def _explain_folder(folder: Path, manifest: dict, labels, scores) -> Run:
     entries = [Entry(r["file"], int(r["class"]), float(r["probability"]), _names(labels, int(r["class"])),
                      scores.get(r["file"], {})) for r in rows]
 
+    read = MapReader(folder)
+
     def pictures(i: int):
         rel = rows[i]["maps"]
-        stem = rel[len("maps/"):-len(".npz")] if rel.startswith("maps/") and rel.endswith(".npz") else rel
+        unreadable = (OSError, ValueError, EOFError, KeyError, IndexError, zipfile.BadZipFile)
         try:
-            with np.load(folder / rel) as z:
-                maps = {m: z[m.replace("+", "p")] for m in methods if m.replace("+", "p") in z}
-        except (OSError, ValueError, EOFError):
+            record = read(rel)
+            maps = {m: record[m.replace("+", "p")] for m in methods if m.replace("+", "p") in record}
+        except unreadable:
             maps = {}
+        try:
+            stem = read.output_name(rel)
+        except unreadable:
+            stem = rel
         size = next(iter(maps.values())).shape if maps else (128, 128)
         image = _image(rows[i]["file"], size)
         overlays = {}
