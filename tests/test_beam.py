@@ -1,5 +1,6 @@
 """`cams explain-folder --runner DirectRunner`: the Apache Beam pipeline writes what the single-process path writes."""
 import csv
+import os
 import subprocess
 import sys
 import textwrap
@@ -170,3 +171,25 @@ def test_batch_explainer_returns_each_explainers_own_maps_and_the_probabilities(
             assert np.abs(maps[name] - own).max() <= 1e-5, name
             reproducible.append(name)
     assert {"gradcam", "gradcam++", "hirescam", "xgradcam", "saliency", "lcam", "scorecam"} <= set(reproducible)
+
+
+def test_in_process_runner_loads_the_model_once_and_sends_full_batches(job, tmp_path, monkeypatch):
+    """The DirectRunner's in-process worker reuses the model and explainers built before the pipeline
+    (one load, not two), a model file changed in between is loaded afresh, and the batches are full."""
+    import cams.core.model_io as model_io
+
+    loads, sizes = [], []
+    load, run_inference = model_io.load_keras_model, cams_beam.ExplainersHandler.run_inference
+    monkeypatch.setattr(model_io, "load_keras_model", lambda *a, **k: loads.append(a[0]) or load(*a, **k))
+    monkeypatch.setattr(cams_beam.ExplainersHandler, "run_inference",
+                        lambda self, batch, model, args=None: sizes.append(len(batch)) or run_inference(self, batch, model, args))
+    report = cams_beam.explain_folder_beam(str(job / "m.keras"), [str(job / "imgs")], str(tmp_path / "out"),
+                                           batch_size=8, overlays=False)
+    assert report.explained == 40 and len(loads) == 1
+    assert sum(sizes) == 40 and sizes.count(8) >= 4, sizes  # 5 full batches of 8 (a bundle's end may split one)
+    assert cams_beam._BUILT == {}  # nothing kept after the run
+    copy = tmp_path / "m.keras"
+    copy.write_bytes((job / "m.keras").read_bytes())
+    key = cams_beam._built_key(cams_beam.FolderJob(model=str(copy), out="o"))
+    os.utime(copy, ns=(1, 1))  # the file rewritten since: another key, so never the old model
+    assert cams_beam._built_key(cams_beam.FolderJob(model=str(copy), out="o")) != key

@@ -107,11 +107,33 @@ def local_copy(path: str, folder: str) -> str:
     return copy
 
 
+#: {`_built_key`: (model, explainers)} that `explain_folder_beam` built before the pipeline, for a handler
+#: loading the same job in this process (the DirectRunner's in-process worker) to reuse instead of
+#: loading the model again; emptied when the run ends
+_BUILT: Dict[tuple, tuple] = {}
+
+
+def _file_state(path: Optional[str]):
+    """(mtime_ns, size) of a local file, None for a URL or no file: a key part that changes with the file."""
+    if path is None or not is_local(path) or not os.path.isfile(path):
+        return None
+    st = os.stat(path)
+    return st.st_mtime_ns, st.st_size
+
+
+def _built_key(job: FolderJob) -> tuple:
+    return (job.model, _file_state(job.model), job.methods, job.layer, job.lcam, _file_state(job.lcam), job.unsafe)
+
+
 def build_explainers(job: FolderJob):
-    """(model, {method: explainer}) for `job`: the Keras model and the registry's explainers (--methods/--layer/--lcam)."""
+    """(model, {method: explainer}) for `job`: the Keras model and the registry's explainers (--methods/--layer/--lcam);
+    those built for the same job and files earlier in this run (`_BUILT`) when there are."""
     from cams.core.model_io import load_keras_model
     from cams.methods.registry import build_explainers
 
+    built = _BUILT.get(_built_key(job))
+    if built is not None:
+        return built
     with tempfile.TemporaryDirectory() as model_dir, tempfile.TemporaryDirectory() as lcam_dir:
         model = load_keras_model(local_copy(job.model, model_dir), unsafe=job.unsafe)  # loaded into memory: copies can go
         lcam = local_copy(job.lcam, lcam_dir) if job.lcam else None
@@ -305,7 +327,8 @@ def build_pipeline(p: beam.Pipeline, job: FolderJob, inputs: Sequence[str],
     )
     explained = (
         decoded.images
-        | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=job.batch_size)
+        # full batches (BatchElements would start at 1 image and grow, and each call runs a padded full batch)
+        | "Batch" >> beam.BatchElements(min_batch_size=job.batch_size, max_batch_size=job.batch_size)
         | "Explain" >> RunInference(ExplainersHandler(job).with_no_batching())
         | "Write" >> beam.ParDo(WriteOutputs(job))
     )
@@ -456,6 +479,7 @@ def prepare_job(job: FolderJob, inputs: Sequence[str], size, restart: bool) -> T
         ValueError: one line on a bad model, method, layer or L-CAM file, or on the output folder.
     """
     keras_model, explainers = build_explainers(job)
+    _BUILT[_built_key(job)] = (keras_model, explainers)  # the in-process worker's handler reuses them
     job = replace(job, shape=image_size(keras_model, size))
     paths, folders = list_inputs(inputs)
     names = output_names(paths, folders)
@@ -512,11 +536,14 @@ def explain_folder_beam(model: str, inputs: Sequence[str], out: str, methods: st
     out = str(out) if not is_local(str(out)) else Path(out).resolve().as_posix()
     job = FolderJob(model=str(model), out=out, methods=methods, layer=layer, lcam=lcam, scale=scale, offset=offset,
                     batch_size=batch_size, overlays=overlays, unsafe=unsafe, maps_dtype=maps_dtype, jit=jit)
-    job, folder, renamed = prepare_job(job, inputs, size, restart)
-    p = beam.Pipeline(options=options)
-    build_pipeline(p, job, inputs, renamed)
-    result = p.run()
-    result.wait_until_finish()
+    try:
+        job, folder, renamed = prepare_job(job, inputs, size, restart)
+        p = beam.Pipeline(options=options)
+        build_pipeline(p, job, inputs, renamed)
+        result = p.run()
+        result.wait_until_finish()
+    finally:
+        _BUILT.clear()
     folder.record(PREDICTIONS, UNREADABLE_LIST)
     c = counters(result)
     return BatchReport(total=c["images"], done_before=c["already_done"], explained=c["explained"],
