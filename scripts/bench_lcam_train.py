@@ -3,18 +3,22 @@
     python scripts/bench_lcam_train.py                  # speed: small CNN and ResNet50, both modes
     python scripts/bench_lcam_train.py --old /tmp/old_lcam.py   # + the hand-written loop it replaced
     python scripts/bench_lcam_train.py --memory 2000,20000      # peak RSS of `cams lcam-train` on JPEG folders
+    python scripts/bench_lcam_train.py --models small_cnn --steps-per-execution 1,auto   # one column each
 
 Speed: images/s of `cams.LCAM.train` (Keras fit) in steady state, against its floor: the passes one
 training step needs, compiled in one tf.function on the same model and batch:
     L-CAM-Img: 2 forward passes + the backward pass through the second one (input-side gradient);
     L-CAM-Fm:  1 forward pass + the backward pass through the head (labels from the data set).
-ratio = floor images/s / L-CAM images/s (1.0 = no overhead beyond the passes). All three are timed
+ratio = floor images/s / L-CAM images/s (1.0 = no overhead beyond the passes), one column per
+--steps-per-execution value (an int, or "auto": the k LCAM.train chose is printed). All are timed
 the same way: the best epoch (--steps batches) after the first (tracing and warm-up excluded), by
 LCAM.train's own images/s log, by a timer in place of the old hand-written loop's progress bar
 (`git show 2346014:cams/methods/lcam/__init__.py > /tmp/old_lcam.py`), and by timing --steps calls
 of the floor step.
 Each is run in --rounds interleaved rounds and the best round is kept (other load on the machine
-only slows a round down).
+only slows a round down). L-CAM's step also runs the attention conv (K -> 1000 classes) and the
+loss, which the floor leaves out; with --steps 6, costs paid once per epoch (Keras' epoch-end work,
+a new tf.data iterator when the data is a Dataset) weigh more than in a long epoch (--steps 48).
 
 Memory: generates N small JPEGs in ImageNet's layout in a temporary folder (outside the repo), runs
 `cams lcam-train --images DIR --max-images n` for each n in a child process and reports its peak RSS.
@@ -103,12 +107,13 @@ def floor_rate(model, layer, mode, x, batch, steps, epochs):
 
 
 def new_rate(model, data, mode, labels, batch, epochs, steps_per_execution=1):
-    """Best images/s over epochs 2.. of `cams.LCAM.train` (its own per-epoch images/s log)."""
+    """(best images/s over epochs 2.. of `cams.LCAM.train` (its own per-epoch images/s log), the
+    steps_per_execution it used)."""
     import cams
 
     lc = cams.LCAM.train(model, data, mode=mode, labels=labels, epochs=epochs, batch_size=batch, verbose=0,
                          steps_per_execution=steps_per_execution)
-    return max(lc.history["images/s"][1:])
+    return max(lc.history["images/s"][1:]), lc.settings["steps_per_execution"]
 
 
 def old_rate(old, model, data, mode, labels, batch, epochs):
@@ -147,25 +152,31 @@ def bench_model(name, model, args, old):
     for mode in ("img", "fm"):
         labels = "model" if mode == "img" else "dataset"
         data = x if labels == "model" else (x, y)
-        b, best = args.batch, {}
+        b, best, chosen = args.batch, {}, {}
         for _ in range(args.rounds):  # interleaved rounds, best of each: robust to other load on the machine
-            runs = {"floor": lambda: floor_rate(model, layer, mode, x, b, args.steps, args.epochs),
-                    "new": lambda: new_rate(model, data, mode, labels, b, args.epochs, args.steps_per_execution)}
+            runs = {"floor": lambda: floor_rate(model, layer, mode, x, b, args.steps, args.epochs)}
+            for spe in args.spe:
+                runs[spe] = lambda spe=spe: new_rate(model, data, mode, labels, b, args.epochs, spe)
             if old is not None:
                 runs["old"] = lambda: old_rate(old, model, data, mode, labels, b, args.epochs)
             for key, run in runs.items():
-                best[key] = max(best.get(key, 0.0), run())
-        row = {"model": name, "mode": mode, **best}
+                rate = run()
+                if isinstance(rate, tuple):
+                    rate, chosen[key] = rate
+                best[key] = max(best.get(key, 0.0), rate)
+        row = {"model": name, "mode": mode, "spe": args.spe, "chosen": chosen, **best}
         rows.append(row)
         print(_row(row), flush=True)
     return rows
 
 
 def _row(r):
-    s = (f"| {r['model']} | L-CAM-{'Img' if r['mode'] == 'img' else 'Fm'} | {r['floor']:.1f} | {r['new']:.1f} | "
-         f"{r['floor'] / r['new']:.2f}x |")
+    s = f"| {r['model']} | L-CAM-{'Img' if r['mode'] == 'img' else 'Fm'} | {r['floor']:.1f} |"
+    for spe in r["spe"]:
+        s += f" {r[spe]:.1f} (k={r['chosen'][spe]}) | {r['floor'] / r[spe]:.2f}x |"
     if "old" in r:
-        s += f" {r['old']:.1f} | {r['floor'] / r['old']:.2f}x | {r['new'] / r['old']:.2f}x |"
+        new = r[r["spe"][-1]]
+        s += f" {r['old']:.1f} | {r['floor'] / r['old']:.2f}x | {new / r['old']:.2f}x |"
     return s
 
 
@@ -179,10 +190,10 @@ def load_old(path):
 def speed(args):
     old = load_old(args.old) if args.old else None
     print(f"batch {args.batch}, {args.steps} steps per epoch, 224x224, random weights, best of {args.rounds} "
-          f"rounds, steps_per_execution {args.steps_per_execution}; images/s")
-    head = "| model | method | floor | Keras fit | fit / floor |"
+          f"rounds; images/s (k: steps per execution used); load average {os.getloadavg()[0]:.2f}")
+    head = "| model | method | floor |" + "".join(f" fit, spe={spe} | / floor |" for spe in args.spe)
     print(head + (" old loop | old / floor | new vs old speed |" if old else ""))
-    print("|---" * (5 + (3 if old else 0)) + "|")
+    print("|---" * (3 + 2 * len(args.spe) + (3 if old else 0)) + "|")
     for name in args.models.split(","):
         bench_model(name, small_cnn() if name == "small_cnn" else resnet50(), args, old)
 
@@ -232,12 +243,14 @@ def main():
     p.add_argument("--models", default="small_cnn,resnet50", help="comma list of small_cnn, resnet50")
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--steps", type=int, default=6, help="steps per epoch")
-    p.add_argument("--steps-per-execution", type=int, default=1, help="LCAM.train's steps_per_execution")
+    p.add_argument("--steps-per-execution", default="1,auto",
+                   help="comma list of LCAM.train steps_per_execution values, ints or auto (default 1,auto)")
     p.add_argument("--epochs", type=int, default=3, help="epochs per training run (the first is not timed)")
     p.add_argument("--rounds", type=int, default=2, help="interleaved rounds; the best is kept")
     p.add_argument("--old", default=None, help="the old cams/methods/lcam/__init__.py (from git history)")
     p.add_argument("--memory", default=None, help="comma list of image counts: measure peak RSS instead of speed")
     args = p.parse_args()
+    args.spe = [v if v == "auto" else int(v) for v in args.steps_per_execution.split(",")]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if args.memory:
         memory(args)

@@ -15,6 +15,21 @@ HISTORY = "lcam_history.json"
 EVAL_FILES = ("table1.md", "table1.json", "maps.npz", "grid.png")
 
 
+def steps_per_execution(text: str):
+    """argparse type of --steps-per-execution: "auto" or a whole number >= 1."""
+    import argparse
+
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < 1:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a whole number >= 1, got {text!r}")
+    return value
+
+
 def _class_list(args):
     """Class folder names in class order: --class-index JSON, --class-names, or DIR's subfolders."""
     from cams.methods.lcam import data
@@ -178,6 +193,8 @@ def cmd_train(args) -> int:
     hist = write_json(out.with_suffix(".history.json"), {"method": lcam.name, "images": n, **lcam.history})
     print(f"trained {lcam.name} on {n} images at layer {lcam.layer_name!r} ({args.epochs} epochs of {steps} steps, "
           f"{strategy.num_replicas_in_sync} replica(s))")
+    print(f"steps per execution: {lcam.settings['steps_per_execution']}"
+          + (" (auto)" if args.steps_per_execution == "auto" else ""))
     print(f"L-CAM:    {out} (and {out.with_suffix('.keras').name})")
     print(f"history:  {hist}")
     print(f"log:      {out.with_suffix('.csv')}")
@@ -290,8 +307,10 @@ def _add_train(subparsers) -> None:
     p.add_argument("--batch-size", type=positive_int, default=64, help="images per step over all replicas (default 64)")
     p.add_argument("--steps-per-epoch", type=positive_int, default=None,
                    help="steps per epoch (default: one pass over the images, ceil(N / batch size))")
-    p.add_argument("--steps-per-execution", type=positive_int, default=1,
-                   help="training steps per compiled call (default 1; e.g. 8 when a step takes milliseconds)")
+    p.add_argument("--steps-per-execution", type=steps_per_execution, default="auto", metavar="auto|N",
+                   help="training steps per compiled call (fewer Python round trips; the same weights). auto "
+                        "(default): N = 1, unless one forward pass of the model, timed once, puts a step under "
+                        "50 ms: then about 200 ms of steps per call, at most 32, dividing the steps per epoch")
     p.add_argument("--max-images", type=positive_int, default=None,
                    help="train on this many images drawn at random (with --seed) from --images (default: all)")
     p.add_argument("--labels", choices=("model", "dataset"), default="model",

@@ -6,8 +6,11 @@ pre-sigmoid attention of the target class, min-max normalised, then bilinearly r
 """
 from __future__ import annotations
 
+import math
+import numbers
+import time
 from pathlib import Path
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence, Union
 
 import keras
 import numpy as np
@@ -37,6 +40,59 @@ def _load_for_registry(model, path, batch_size: int = 32):
     lcam = LCAM.load(path, model)
     lcam.batch_size = int(batch_size)
     return lcam
+
+
+#: "auto" steps_per_execution: a step estimated shorter than this (seconds) gets several per call,
+SHORT_STEP_S = 0.05
+#: as many as make about this much work per call (seconds),
+EXECUTION_S = 0.2
+#: at most this many,
+MAX_STEPS_PER_EXECUTION = 32
+#: and a classifier with more parameters than this is not measured (1 step per call)
+AUTO_MAX_PARAMS = 50_000_000
+#: forward-pass equivalents of one training step: L-CAM-Img 2 forwards + a backward through the
+#: second (about 2 forwards); L-CAM-Fm 1 forward + a backward through the head; +1 for model labels
+STEP_PASSES = {"img": 4, "fm": 2}
+
+
+def check_steps_per_execution(value) -> Union[str, int]:
+    """"auto" or an int >= 1 (Keras' compile option); anything else: one ValueError line."""
+    if isinstance(value, str) and value == "auto":
+        return value
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) >= 1:
+        return int(value)
+    raise ValueError(f"steps_per_execution must be 'auto' or a whole number >= 1, got {value!r}; "
+                     "pass steps_per_execution='auto' (the default) or e.g. 8")
+
+
+def auto_steps_per_execution(step_seconds: float, steps_per_epoch: int, whole_epoch: bool = False) -> int:
+    """The "auto" rule: steps per compiled call for a training step of `step_seconds`.
+
+    k = 1 when step_seconds >= SHORT_STEP_S (50 ms: Keras' per-call work, its Python, the callbacks
+    and the wait for the step's logs, a few ms, is then small); else k = ceil(EXECUTION_S /
+    step_seconds) (about 200 ms of work per call), at most MAX_STEPS_PER_EXECUTION (32) and
+    steps_per_epoch. Unless one epoch is one whole pass over a finite data set (`whole_epoch`:
+    Keras ends the last call of the epoch where the data ends), k is then lowered to the largest
+    divisor of steps_per_epoch, so that every epoch is whole calls and Keras runs exactly the steps
+    it runs with k = 1 (on an endless stream it would run ceil(steps / k) * k steps per epoch).
+    """
+    if not step_seconds < SHORT_STEP_S:
+        return 1
+    k = max(1, min(MAX_STEPS_PER_EXECUTION, int(steps_per_epoch), math.ceil(EXECUTION_S / max(step_seconds, 1e-6))))
+    return k if whole_epoch else _largest_divisor(int(steps_per_epoch), k)
+
+
+def _largest_divisor(n: int, at_most: int) -> int:
+    """The largest divisor of n that is <= at_most (1 at least)."""
+    return max(d for d in range(1, max(1, min(n, at_most)) + 1) if n % d == 0)
+
+
+def acts_per_batch(callbacks) -> bool:
+    """Whether one of `callbacks` has its own (not Keras') batch-level hook, e.g. on_train_batch_end:
+    "auto" then keeps 1 step per call, so that such a callback still sees every batch."""
+    hooks = ("on_train_batch_begin", "on_train_batch_end", "on_batch_begin", "on_batch_end")
+    owners = (getattr(getattr(cb, h), "__func__", getattr(cb, h)) for cb in callbacks or () for h in hooks)
+    return any(not (getattr(fn, "__module__", None) or "").startswith("keras.") for fn in owners)
 
 
 def resolve_strategy(strategy) -> tf.distribute.Strategy:
@@ -141,7 +197,8 @@ class LCAM(LayerExplainer):
               lr_decay: float = training.LR_DECAY, momentum: float = training.MOMENTUM,
               weight_decay: float = training.WEIGHT_DECAY, seed: Optional[int] = None, verbose=True,
               strategy=None, callbacks: Optional[Sequence[keras.callbacks.Callback]] = None,
-              steps_per_epoch: Optional[int] = None, history_path=None, steps_per_execution: int = 1) -> "LCAM":
+              steps_per_epoch: Optional[int] = None, history_path=None,
+              steps_per_execution: Union[str, int] = "auto") -> "LCAM":
         """Train the attention mechanism on a frozen `model` with `fit` and return the explainer.
 
         dataset: a tf.data.Dataset of images or (images, labels[, weights]) (batched or not), or
@@ -160,7 +217,12 @@ class LCAM(LayerExplainer):
         verbose: Keras' progress bar with the loss terms, accuracy and images/s (True/1, 2, False/0).
         history_path: JSON file keeping `history` across a BackupAndRestore resume.
         steps_per_execution: training steps per compiled call (Keras' compile option): fewer
-            Python round trips when a step takes only milliseconds; callbacks see every Nth batch.
+            Python round trips when a step takes only milliseconds; batch-level callbacks and the
+            progress bar see every Nth batch, the trained weights are the same. "auto" (default):
+            times one forward pass of the classifier and, for a step estimated under 50 ms, runs
+            about 200 ms of steps per call (at most 32; see `auto_steps_per_execution`); the choice
+            is in `lcam.settings["steps_per_execution"]`; 1 with a callback of your own per batch
+            or on several replicas.
 
         Returns:
             the LCAM; `lcam.history` holds per epoch the mean weighted loss terms, the accuracy
@@ -168,6 +230,7 @@ class LCAM(LayerExplainer):
         """
         if labels not in training.LABEL_SOURCES:
             raise ValueError(f"labels must be 'model' (top-1 predictions) or 'dataset', got {labels!r}")
+        steps_per_execution = check_steps_per_execution(steps_per_execution)
         check_count(epochs, "epochs")
         if not learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {learning_rate}")
@@ -183,12 +246,68 @@ class LCAM(LayerExplainer):
                              batch_size=int(batch_size), lr_decay=float(lr_decay), momentum=float(momentum),
                              weight_decay=float(weight_decay), seed=seed, steps_per_epoch=steps,
                              replicas=int(strategy.num_replicas_in_sync))
+        per_call = lcam._steps_per_execution(steps_per_execution, data, steps, labels, strategy, callbacks)
+        if not isinstance(dataset, tf.data.Dataset) and int(data.cardinality()) == steps and steps % per_call == 0:
+            data = data.repeat()  # arrays: the same batches each epoch, one iterator (no restart per epoch)
         with strategy.scope():
             trainer = lcam.trainer(labels, weight_decay)
             trainer.compile(optimizer=training.make_optimizer(learning_rate, steps, lr_decay, momentum),
-                            jit_compile=False, steps_per_execution=int(steps_per_execution))
+                            jit_compile=False, steps_per_execution=per_call)
         lcam._fit(trainer, data, int(epochs), steps, verbose, callbacks, history_path)
         return lcam
+
+    def forward_seconds(self, batch_shape, strategy=None, repeats: int = 5) -> float:
+        """Seconds of one compiled inference pass of the classifier (to its logits, as training runs
+        it) on a zero batch of `batch_shape` per replica: the best of `repeats` calls after a warm-up
+        call (tracing). Reads no data and changes no weight, optimizer or random state."""
+        strategy = resolve_strategy(strategy)
+        x = tf.zeros(batch_shape, tf.float32)
+
+        def replica(y):
+            return tf.reduce_sum(tf.cast(model_graph.forward(self.model, y, self.layer)[1], tf.float32))
+
+        fn = tf.function(lambda y: strategy.reduce("SUM", strategy.run(replica, args=(y,)), axis=None))
+        fn(x).numpy()  # warm-up: tracing and first-call allocations
+        best = math.inf
+        for _ in range(int(repeats)):
+            t0 = time.perf_counter()
+            fn(x).numpy()
+            best = min(best, time.perf_counter() - t0)
+            if best >= SHORT_STEP_S:
+                break  # already long: more calls cannot make the step short
+        return best
+
+    def _steps_per_execution(self, value, data, steps: int, labels: str, strategy, callbacks) -> int:
+        """The steps per compiled call: `value` if an int; for "auto", `auto_steps_per_execution` of the
+        step estimated as STEP_PASSES forward passes (`forward_seconds`) on one batch; 1 without a
+        measurement for a classifier of more than AUTO_MAX_PARAMS parameters or of unknown image
+        size, or with a callback of its own per batch (`acts_per_batch`), or on several replicas
+        (Keras 3 fails on a step inside its while loop under a MirroredStrategy of 2 or more replicas,
+        keras-team/keras#19246; an int > 1 there is refused). Recorded in settings (with the
+        estimated step in ms, None when not measured). An int that does not divide `steps` is refused
+        unless an epoch is one whole pass over finite data (see `auto_steps_per_execution`)."""
+        step_ms, replicas = None, int(strategy.num_replicas_in_sync)
+        whole_epoch = int(data.cardinality()) == steps
+        mirrored = isinstance(strategy, (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy))
+        if value != "auto" and value > 1 and mirrored and replicas > 1:
+            raise ValueError(f"steps_per_execution={value} fails in Keras 3 under {type(strategy).__name__} on "
+                             f"{replicas} replicas (keras-team/keras#19246); use steps_per_execution=1 or 'auto'")
+        if value != "auto" and steps % value and not whole_epoch:
+            raise ValueError(f"steps_per_execution={value} does not divide the {steps} steps per epoch of this endless "
+                             f"or longer data set (Keras would run {-(-steps // value) * value}); use a divisor of "
+                             f"{steps}, e.g. {_largest_divisor(steps, value)}, or 'auto'")
+        if value == "auto":
+            value = 1
+            spec = data.element_spec[0].shape
+            shape = [spec[i] or self.input_shape[i] for i in (1, 2, 3)]
+            if (replicas == 1 and None not in shape and self.model.count_params() <= AUTO_MAX_PARAMS
+                    and not acts_per_batch(callbacks)):
+                passes = STEP_PASSES[self.mode] + (labels == "model" and self.mode == "fm")
+                step = passes * self.forward_seconds([int(self.settings["batch_size"]), *shape], strategy)
+                step_ms = round(1000 * step, 3)
+                value = auto_steps_per_execution(step, steps, whole_epoch)
+        self.settings.update(steps_per_execution=int(value), step_ms_estimate=step_ms)
+        return int(value)
 
     def _fit(self, trainer, data, epochs, steps, verbose, callbacks, history_path) -> None:
         cbs = [ThroughputAndRate(), RecordHistory(self, history_path), *(callbacks or [])]
