@@ -245,3 +245,24 @@ def test_maps_layout_cli(folder, tmp_path):
     code, stdout, err = run(*base, "--maps-layout", "shards", "--batch-size", "4")
     assert code == 0, err
     assert len(list((tmp_path / "out" / "maps" / "shards").glob("*.npz"))) == 2
+
+
+RANDOM = {"smoothgradcam++", "sscam", "iscam", "rise"}  # sampled noise or masks: maps differ call to call
+
+
+def test_every_method_runs_under_xla(counted):
+    """`--jit` (XLA) on every registered method that needs no trained file or attention layers: maps of
+    the right shape in [0, 1], equal to the graph's without XLA for the deterministic ones."""
+    from cams.methods import registry
+
+    model, _ = counted
+    x = images(5, SIZE, seed=2)
+    for name in registry.methods():
+        method = registry.get(name)
+        if method.trained_file or name in ("rollout", "gradattention"):
+            continue
+        plain = BatchExplainer(model, {name: make_explainer(name, model)}, batch_size=4)(x)[1][name]
+        xla = BatchExplainer(model, {name: make_explainer(name, model)}, batch_size=4, jit=True)(x)[1][name]
+        assert xla.shape == (5, SIZE, SIZE) and np.isfinite(xla).all() and xla.min() >= 0 and xla.max() <= 1, name
+        if name not in RANDOM:
+            np.testing.assert_allclose(xla, plain, atol=1e-4, err_msg=name)

@@ -231,7 +231,10 @@ def add_commands(sub) -> None:
     p.add_argument("--maps-layout", choices=("files", "shards"), default="files",
                    help="files: maps/<image>.npz per image (default); shards: maps/shards/<digest>.npz per batch "
                         "(predictions.csv points at <shard>#<row>; fewer files for large folders; one process only)")
-    p.add_argument("--jit", action="store_true", help="compile the batch function with XLA (jit_compile; opt-in)")
+    p.add_argument("--jit", action="store_true",
+                   help="compile the batch function with XLA (jit_compile; opt-in): adds a few seconds of compilation, "
+                        "often faster on large folders (ResNet50 on 2 CPU cores: 1.06x a forward pass per image, "
+                        "1.1-1.9x without)")
     add_report_option(p)
     p.add_argument("--runner", choices=BEAM_RUNNERS, default=None,
                    help="run as an Apache Beam pipeline on this runner (needs the beam extra); default: one process")
