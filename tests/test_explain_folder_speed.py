@@ -12,8 +12,6 @@
   owned like the per-image files (a user's shard-like file refused, --restart removes only the job's).
 """
 import json
-import contextlib
-import io
 from pathlib import Path
 
 import keras
@@ -24,6 +22,7 @@ from PIL import Image
 from cams.distributed import read_maps
 from cams.distributed.local import BatchExplainer, explain_folder
 from cams.methods.registry import make_explainer
+from cams_cli import run
 from cams_models import conv_gap_dense, images
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "bad_inputs.md"
@@ -109,19 +108,6 @@ def test_maps_dtype_round_trips_through_read_maps(folder, tmp_path, dtype, step)
             np.testing.assert_allclose(coded[name][m], record[m], atol=step + 1e-6, err_msg=f"{name} {m}")
     with np.load(next((tmp_path / dtype / "maps").glob("*.npz"))) as z:  # stored in the chosen dtype
         assert z["gradcam"].dtype == np.dtype(dtype)
-
-
-def run(*argv):
-    """(exit status, stdout, stderr) of `cams` called in this process."""
-    from cams.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main([str(a) for a in argv])
-        except SystemExit as exc:
-            code = exc.code
-    return code, out.getvalue(), err.getvalue()
 
 
 def test_maps_dtype_cli(folder, tmp_path):

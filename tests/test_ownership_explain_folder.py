@@ -6,10 +6,8 @@ commas, quotes, newlines, tabs and non-ASCII); the command runs fresh, again, wi
 with --restart, after a killed run, and on Apache Beam's DirectRunner; every user file is
 byte-identical afterwards and every output is read back.
 """
-import contextlib
 import csv
 import hashlib
-import io
 import re
 import shutil
 import unicodedata
@@ -23,6 +21,7 @@ from cams.core.files import TEMP_PREFIX
 from cams.core.outputs import MANIFEST_PREFIX
 from cams.core.images import load_image
 from cams.distributed import local
+from cams_cli import run
 from cams_models import conv_gap_dense
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "bad_inputs.md"
@@ -52,19 +51,6 @@ def snapshot(root: Path, skip=()) -> dict:
     """{relative path: sha256} of every file under `root` but those under the folders `skip`."""
     return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in root.rglob("*") if p.is_file() and not any(s in p.parents for s in skip)}
-
-
-def run(*argv):
-    """(exit status, stdout, stderr) of `cams` called in this process."""
-    from cams.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main([str(a) for a in argv])
-        except SystemExit as exc:
-            code = exc.code
-    return code, out.getvalue(), err.getvalue()
 
 
 def argv(ws, out, *extra, images=("A", "B"), model="m.keras", methods="gradcam"):

@@ -642,7 +642,7 @@ def explain_folder(
                             maps_dtype, maps_layout)
     folder, existing = open_output(out, settings, derived_names(names.values(), methods, overlays, maps_layout),
                                    restart)
-    in_shards = shard_rows(folder.folder, existing)
+    in_shards = shard_rows(folder.folder, existing) if maps_layout == "shards" else {}
     done = set(in_shards) if maps_layout == "shards" else {r for r in names.values() if npz_name(r) in existing}
     todo = [k for k in found if names[k] not in done]
     report = BatchReport(total=len(found), done_before=len(found) - len(todo), out=Path(out))
@@ -654,7 +654,7 @@ def explain_folder(
     earlier, todo = _earlier_rows(folder), set(todo)
     for k in (k for k in found if k not in todo):
         row = earlier.get(k)
-        if names[k] in in_shards and maps_layout == "shards":
+        if names[k] in in_shards:
             rows.append(prediction_row(k, names[k], *in_shards[names[k]][1:], ref=in_shards[names[k]][0]))
         else:
             rows.append(row if row and row[1] == npz_name(names[k]) else
